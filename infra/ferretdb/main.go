@@ -1,0 +1,51 @@
+// Command ferretdb serves the MongoDB wire protocol on top of SQLite for local
+// development and tests. FerretDB is embedded rather than installed with
+// `go install` because the released module lacks its version file (FerretDB
+// issue #2982); embedding also keeps telemetry off.
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to serve on")
+	dataDir := flag.String("data-dir", "", "existing directory for the SQLite files")
+	flag.Parse()
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if *dataDir == "" {
+		logger.Error("-data-dir is required")
+		os.Exit(2)
+	}
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		logger.Error("cannot create data directory", "error", err)
+		os.Exit(1)
+	}
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + *dataDir + "/",
+		Logger:    logger,
+	})
+	if err != nil {
+		logger.Error("cannot start FerretDB", "error", err)
+		os.Exit(1)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	logger.Warn("FerretDB serving", "listen", *listen, "data_dir", *dataDir)
+	if err := f.Run(ctx); err != nil {
+		logger.Error("FerretDB stopped with an error", "error", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Install, start and stop the real infrastructure Taskmill runs on, without Docker:
+# Apache Kafka (KRaft, from Maven Central jars), FerretDB (MongoDB wire protocol on
+# SQLite, built from the Go module proxy) and MariaDB (Debian), all on 127.0.0.1.
+#
+#   scripts/infra.sh install          fetch and build what is missing (cached in .local/)
+#   scripts/infra.sh start            start the three servers and wait until they answer
+#   scripts/infra.sh stop             stop them (data stays in .local/data)
+#   scripts/infra.sh env              print the addresses as shell assignments
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+KAFKA_LIBS=$LOCAL/kafka/libs
+FERRETDB_BIN=$LOCAL/bin/ferretdb
+MARIADB_SOCKET=$RUN_DIR/mariadb.sock
+MYSQL_PASSWORD_FILE=$LOCAL/mysql-password
+PY=$ROOT/.venv/bin/python
+
+install_python() {
+  command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(cat "$ROOT/.uv-version")"
+  (cd "$ROOT" && uv sync --locked --all-packages --quiet)
+}
+
+install_kafka() {
+  [ -f "$KAFKA_LIBS/.complete" ] && return 0
+  command -v java >/dev/null || die "java (17+) is required for Kafka"
+  log "resolving Kafka jars from Maven Central into $KAFKA_LIBS"
+  rm -rf "$KAFKA_LIBS"
+  mvn -q -B -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIBS"
+  touch "$KAFKA_LIBS/.complete"
+}
+
+install_ferretdb() {
+  local stamp=$LOCAL/bin/ferretdb.src-sha
+  local want; want=$(cat "$ROOT"/infra/ferretdb/{go.mod,go.sum,main.go} | sha256sum | cut -c1-16)
+  [ -x "$FERRETDB_BIN" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+  command -v go >/dev/null || die "go is required to build FerretDB"
+  log "building FerretDB from the Go module proxy into $FERRETDB_BIN"
+  mkdir -p "$LOCAL/bin"
+  (cd "$ROOT/infra/ferretdb" && CGO_ENABLED=0 go build -mod=readonly -tags ferretdb_no_postgresql -o "$FERRETDB_BIN" .)
+  echo "$want" >"$stamp"
+}
+
+install_mariadb() {
+  command -v mariadbd >/dev/null && command -v mariadb >/dev/null && return 0
+  log "installing MariaDB from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+}
+
+start_kafka() {
+  local dir=$DATA_DIR/kafka props=$LOCAL/kafka/server.properties
+  sed -e "s|@LOG_DIR@|$dir|" -e "s|@PORT@|$KAFKA_PORT|" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|" \
+    "$ROOT/infra/kafka/server.properties.in" >"$props"
+  if [ ! -f "$dir/meta.properties" ]; then
+    mkdir -p "$dir"
+    local cluster_id; cluster_id=$(java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid)
+    java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$props" >/dev/null
+  fi
+  start_bg kafka java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.xml" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$props"
+}
+
+start_ferretdb() {
+  mkdir -p "$DATA_DIR/ferretdb"
+  start_bg ferretdb "$FERRETDB_BIN" -listen "127.0.0.1:$FERRETDB_PORT" -data-dir "$DATA_DIR/ferretdb"
+}
+
+start_mariadb() {
+  local dir=$DATA_DIR/mariadb
+  if [ ! -d "$dir/mysql" ]; then
+    mariadb-install-db --datadir="$dir" --user=root --auth-root-authentication-method=socket \
+      --skip-test-db >"$LOG_DIR/mariadb-install.log" 2>&1
+  fi
+  start_bg mariadb mariadbd --no-defaults --datadir="$dir" --user=root \
+    --socket="$MARIADB_SOCKET" --port="$MARIADB_PORT" --bind-address=127.0.0.1 \
+    --pid-file="$RUN_DIR/mariadbd.pid" --log-error="$LOG_DIR/mariadb-server.log" \
+    --innodb-buffer-pool-size=64M
+}
+
+kafka_ready() {
+  "$PY" - "$KAFKA_PORT" <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient
+AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}"}).list_topics(timeout=2)
+PY
+}
+
+ferretdb_ready() {
+  "$PY" -c "import pymongo,sys; pymongo.MongoClient('127.0.0.1', int(sys.argv[1]), serverSelectionTimeoutMS=1000).admin.command('ping')" "$FERRETDB_PORT"
+}
+
+mariadb_ready() { mariadb-admin --no-defaults --socket="$MARIADB_SOCKET" ping; }
+
+mysql_password() {
+  [ -f "$MYSQL_PASSWORD_FILE" ] || (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(18))' >"$MYSQL_PASSWORD_FILE")
+  cat "$MYSQL_PASSWORD_FILE"
+}
+
+# The application's account on MariaDB: read-only on the sample database.
+setup_mariadb_user() {
+  local password; password=$(mysql_password)
+  mariadb --no-defaults --socket="$MARIADB_SOCKET" <<SQL
+CREATE DATABASE IF NOT EXISTS taskmill_sample CHARACTER SET utf8mb4;
+CREATE USER IF NOT EXISTS 'taskmill'@'127.0.0.1' IDENTIFIED BY '$password';
+ALTER USER 'taskmill'@'127.0.0.1' IDENTIFIED BY '$password';
+GRANT SELECT ON taskmill_sample.* TO 'taskmill'@'127.0.0.1';
+SQL
+}
+
+print_env() {
+  cat <<ENV
+export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export MONGO_URI=mongodb://127.0.0.1:$FERRETDB_PORT/
+export SOURCE_MONGO_URI=mongodb://127.0.0.1:$FERRETDB_PORT/
+export SOURCE_MYSQL_HOST=127.0.0.1
+export SOURCE_MYSQL_PORT=$MARIADB_PORT
+export SOURCE_MYSQL_USER=taskmill
+export SOURCE_MYSQL_PASSWORD=$(mysql_password)
+export TASKMILL_MARIADB_SOCKET=$MARIADB_SOCKET
+ENV
+}
+
+case ${1:-} in
+  install)
+    install_python; install_kafka; install_ferretdb; install_mariadb ;;
+  start)
+    start_kafka; start_ferretdb; start_mariadb
+    wait_for "Kafka on :$KAFKA_PORT" 120 kafka kafka_ready
+    wait_for "FerretDB on :$FERRETDB_PORT" 60 ferretdb ferretdb_ready
+    wait_for "MariaDB on :$MARIADB_PORT" 60 mariadb mariadb_ready
+    setup_mariadb_user
+    log "infrastructure ready: Kafka 127.0.0.1:$KAFKA_PORT, FerretDB 127.0.0.1:$FERRETDB_PORT, MariaDB 127.0.0.1:$MARIADB_PORT" ;;
+  stop)
+    stop_bg mariadb 30; stop_bg ferretdb 10; stop_bg kafka 30 ;;
+  env)
+    print_env ;;
+  *)
+    echo "usage: $0 install|start|stop|env" >&2; exit 2 ;;
+esac

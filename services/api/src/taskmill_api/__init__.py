@@ -1,0 +1,1 @@
+"""The Taskmill HTTP api: validates, authenticates and writes tasks to MongoDB."""

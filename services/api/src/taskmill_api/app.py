@@ -1,0 +1,39 @@
+"""Build the api: `create_app(config, store) -> falcon.App`."""
+
+from __future__ import annotations
+
+import falcon
+
+from taskmill.config import Config
+from taskmill.store import TaskStore
+from taskmill_api import errors, openapi
+from taskmill_api.middleware import JsonBody, RequestContext, TokenAuth
+from taskmill_api.resources import Health, Metrics, OpenApi, Tasks
+
+ROUTES = {
+    "/api/create_task": "create",
+    "/api/status_task": "status",
+    "/api/update_status_task": "update_status",
+    "/api/result_task": "result",
+    "/api/tasks": "list",
+    "/api/start_task": "start",
+    "/api/update_task": "update",
+    "/api/service_task": "services",
+}
+
+
+def create_app(config: Config, store: TaskStore) -> falcon.App:
+    """Return the WSGI app serving the contract over the given store."""
+    app = falcon.App(middleware=[RequestContext(), TokenAuth(config.auth_token),
+                                 JsonBody(config.api.max_body_bytes)])
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.register(app)
+    tasks = Tasks(config, store)
+    for route, suffix in ROUTES.items():
+        app.add_route(route, tasks, suffix=suffix)
+    health = Health(store)
+    app.add_route("/healthz", health)
+    app.add_route("/readyz", health, suffix="ready")
+    app.add_route("/metrics", Metrics())
+    app.add_route("/api/openapi.json", OpenApi(openapi.document(config)))
+    return app

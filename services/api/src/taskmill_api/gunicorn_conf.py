@@ -1,0 +1,38 @@
+"""gunicorn settings: `gunicorn -c python:taskmill_api.gunicorn_conf taskmill_api.wsgi:app`.
+
+Bind address, workers and threads come from the environment (API_BIND, WEB_CONCURRENCY,
+GUNICORN_THREADS); PROMETHEUS_MULTIPROC_DIR makes /metrics add up all workers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+bind = os.environ.get("API_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "25"))
+timeout = 60
+keepalive = 5
+accesslog = None
+errorlog = "-"
+
+
+def on_starting(server: Any) -> None:
+    """Empty the multiprocess metrics folder: stale files would add old counts."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the aggregate."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

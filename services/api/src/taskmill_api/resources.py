@@ -1,0 +1,98 @@
+"""The responders: validate into a typed request, call the store once, set the answer."""
+
+from __future__ import annotations
+
+import falcon
+
+from taskmill.config import Config
+from taskmill.store import TaskStore
+from taskmill_api import metrics, views
+from taskmill_api.validation import Validator
+
+
+class Tasks:
+    """The contract's eight POST routes (one responder per route, by suffix)."""
+
+    def __init__(self, config: Config, store: TaskStore) -> None:
+        self._config = config
+        self._store = store
+        self._check = Validator(config)
+
+    def on_post_create(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ask = self._check.create_task(req.context.body)
+        task = self._store.create(self._config.service(ask.service), ask.condition, ask.start)
+        metrics.TASKS_CREATED.labels(ask.service).inc()
+        if ask.start:
+            metrics.TASKS_STARTED.labels(ask.service).inc()
+        resp.media = {"result": "ok", "task_id": task["task_id"]}
+
+    def on_post_status(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ask = self._check.status_task(req.context.body)
+        found = self._store.get_many(ask.task_ids)
+        resp.media = {"result": "ok",
+                      "status": [views.status_item(t, found.get(t)) for t in ask.task_ids]}
+
+    def on_post_update_status(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ask = self._check.update_status(req.context.body)
+        task = self._store.report(ask.task_id, ask.status, ask.message, ask.result, ask.attempt)
+        metrics.STATUS_REPORTS.labels(task["service"], task["status"]).inc()
+        resp.media = {"result": "ok", "status": {"task_id": task["task_id"],
+                                                 "status": task["status"]}}
+
+    def on_post_result(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ask = self._check.task_ref(req.context.body, wrapped_only=True)
+        resp.media = views.result(self._store.get(ask.task_id))
+
+    def on_post_list(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ask = self._check.list_tasks(req.context.body or {})
+        total, page = self._store.list(ask.page, ask.p_size, ask.service, ask.status)
+        resp.media = {"result": "ok", "total": total, "count": len(page),
+                      "data": [views.list_item(t) for t in page]}
+
+    def on_post_start(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ask = self._check.task_ref(req.context.body)
+        task = self._store.request_start(ask.task_id)
+        metrics.TASKS_STARTED.labels(task["service"]).inc()
+        resp.media = {"result": "ok", "task_id": task["task_id"]}
+
+    def on_post_update(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ask = self._check.update_task(req.context.body)
+        task = self._store.update_condition(ask.task_id, ask.condition)
+        resp.media = {"result": "ok", "task_id": task["task_id"]}
+
+    def on_post_services(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._check.empty(req.context.body)
+        names = list(self._config.services)
+        resp.media = {"result": "ok", "count": len(names), "data": names}
+
+
+class Health:
+    """Liveness (`/healthz`) and readiness (`/readyz`: MongoDB answers)."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self._store = store
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"result": "ok"}
+
+    def on_get_ready(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._store.ping()
+        resp.media = {"result": "ok"}
+
+
+class Metrics:
+    """Prometheus exposition."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
+        resp.data = metrics.render()
+
+
+class OpenApi:
+    """The machine-readable description of the routes."""
+
+    def __init__(self, document: dict[str, object]) -> None:
+        self._document = document
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self._document

@@ -1,0 +1,213 @@
+"""Turn request bodies into typed requests, checking every field before MongoDB sees it.
+
+Every failure raises `InvalidParameter` (or `UnknownService`) with what exactly is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from taskmill.config import Config
+from taskmill.errors import InvalidParameter, UnknownService
+from taskmill.schema import WORKER_TRANSITIONS, Status
+
+MAX_TASK_ID_LEN = 200
+MAX_DEPTH = 32
+MAX_P_SIZE = 100
+MAX_PAGE = 1_000_000
+
+
+@dataclass(frozen=True)
+class CreateTask:
+    service: str
+    condition: dict[str, Any]
+    start: bool
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    task_id: str
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    task_ids: list[str]
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    task_id: str
+    status: Status
+    message: Any
+    result: dict[str, Any] | None
+    attempt: int | None
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    page: int
+    p_size: int
+    service: str | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class ConditionUpdate:
+    task_id: str
+    condition: dict[str, Any]
+
+
+class Validator:
+    """Parses bodies against the configured services and limits."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    def create_task(self, body: Any) -> CreateTask:
+        data = _fields(_data(body), required=("service", "condition"), optional=("start",))
+        start = data.get("start", False)
+        if not isinstance(start, bool):
+            raise InvalidParameter("start must be true or false")
+        return CreateTask(service=self._service(data["service"]),
+                          condition=_json_object(data["condition"], "condition"), start=start)
+
+    def status_task(self, body: Any) -> StatusQuery:
+        items = _data(body, kind=list)
+        limit = self._config.max_status_task
+        if not 1 <= len(items) <= limit:
+            raise InvalidParameter(f"data must list 1 to {limit} tasks, not {len(items)}")
+        ids = []
+        for i, item in enumerate(items):
+            fields = _fields(_object(item, f"data[{i}]"), required=("task_id",), where=f"data[{i}]")
+            ids.append(_task_id(fields["task_id"], f"data[{i}].task_id"))
+        return StatusQuery(task_ids=ids)
+
+    def update_status(self, body: Any) -> StatusUpdate:
+        data = _fields(_data(body), required=("task_id", "status"),
+                       optional=("message", "result", "attempt"))
+        status = data["status"]
+        allowed = [s.value for s in WORKER_TRANSITIONS]
+        if status not in allowed:
+            raise InvalidParameter(f"status must be one of {', '.join(allowed)}")
+        result = data.get("result")
+        if result is not None:
+            if status != Status.FINISHED:
+                raise InvalidParameter("result is only accepted with status finished")
+            result = _json_object(result, "result")
+        attempt = data.get("attempt")
+        if attempt is not None and (not _is_int(attempt) or attempt < 0):
+            raise InvalidParameter("attempt must be a non-negative integer")
+        message = data.get("message")
+        _check_keys(message, "message", 0)
+        return StatusUpdate(task_id=_task_id(data["task_id"]), status=Status(status),
+                            message=message, result=result, attempt=attempt)
+
+    def task_ref(self, body: Any, wrapped_only: bool = False) -> TaskRef:
+        data = _data(body) if wrapped_only else _maybe_wrapped(body)
+        data = _fields(data, required=("task_id",))
+        return TaskRef(task_id=_task_id(data["task_id"]))
+
+    def update_task(self, body: Any) -> ConditionUpdate:
+        data = _fields(_maybe_wrapped(body), required=("task_id", "condition"))
+        return ConditionUpdate(task_id=_task_id(data["task_id"]),
+                               condition=_json_object(data["condition"], "condition"))
+
+    def list_tasks(self, body: Any) -> ListQuery:
+        data = _fields(_object(body, "body"), optional=("p_size", "page", "service", "status"))
+        p_size = _int_in(data.get("p_size", 10), "p_size", 1, MAX_P_SIZE)
+        page = _int_in(data.get("page", 1), "page", 1, MAX_PAGE)
+        service = data.get("service")
+        if service is not None:
+            service = self._service(service)
+        status = data.get("status")
+        if status is not None and status not in [s.value for s in Status]:
+            raise InvalidParameter(f"status must be one of {', '.join(s.value for s in Status)}")
+        return ListQuery(page=page, p_size=p_size, service=service, status=status)
+
+    def empty(self, body: Any) -> None:
+        if body not in (None, {}):
+            _fields(_object(body, "body"))
+
+    def _service(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise InvalidParameter("service must be a string")
+        if value not in self._config.services:
+            raise UnknownService(value)
+        return value
+
+
+def _data(body: Any, kind: type = dict) -> Any:
+    body = _object(body, "body")
+    _fields(body, required=("data",))
+    data = body["data"]
+    if not isinstance(data, kind):
+        what = "an object" if kind is dict else "a list"
+        raise InvalidParameter(f"data must be {what}")
+    return data
+
+
+def _maybe_wrapped(body: Any) -> Mapping[str, Any]:
+    body = _object(body, "body")
+    if "data" in body and len(body) == 1:
+        return _object(body["data"], "data")
+    return body
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"{where} must be a JSON object")
+    return value
+
+
+def _fields(data: Mapping[str, Any], required: tuple[str, ...] = (),
+            optional: tuple[str, ...] = (), where: str = "") -> Mapping[str, Any]:
+    prefix = f"{where}." if where else ""
+    for name in required:
+        if name not in data:
+            raise InvalidParameter(f"{prefix}{name} is required")
+    for name in data:
+        if name not in required and name not in optional:
+            raise InvalidParameter(f"unknown field {prefix}{name}")
+    return data
+
+
+def _task_id(value: Any, where: str = "task_id") -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidParameter(f"{where} must be a non-empty string")
+    if len(value) > MAX_TASK_ID_LEN:
+        raise InvalidParameter(f"{where} is longer than {MAX_TASK_ID_LEN} characters")
+    return value
+
+
+def _json_object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"{where} must be a JSON object")
+    _check_keys(value, where, 0)
+    return value
+
+
+def _check_keys(value: Any, where: str, depth: int) -> None:
+    # MongoDB reserves `$` prefixes and `.` in field names; refuse them anywhere.
+    if depth > MAX_DEPTH:
+        raise InvalidParameter(f"{where} is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.startswith("$") or "." in key or "\x00" in key:
+                raise InvalidParameter(f"{where} has a key {key!r}: keys must not start with '$' "
+                                       "or contain '.'")
+            _check_keys(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_keys(item, f"{where}[{i}]", depth + 1)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_in(value: Any, name: str, low: int, high: int) -> int:
+    if not _is_int(value) or not low <= value <= high:
+        raise InvalidParameter(f"{name} must be an integer between {low} and {high}")
+    return int(value)

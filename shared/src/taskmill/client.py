@@ -1,0 +1,115 @@
+"""A small HTTP client of the Taskmill api, used by the worker SDK, tests and scripts."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from taskmill.errors import ApiError, ApiUnavailable
+
+
+class ApiClient:
+    """Calls the api's POST routes over keep-alive connections (one per thread)."""
+
+    def __init__(self, base_url: str, token: str, timeout_s: float = 10.0) -> None:
+        url = urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"api url must be http(s)://host[:port], not {base_url!r}")
+        self._scheme, self._host = url.scheme, url.hostname
+        self._port = url.port or (443 if url.scheme == "https" else 80)
+        self._prefix = url.path.rstrip("/")
+        self._token = token
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+
+    def call(self, route: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """POST body to route; return the answer, or raise ApiError / ApiUnavailable."""
+        payload = json.dumps(body or {}).encode()
+        headers = {"Authorization": self._token, "Content-Type": "application/json"}
+        for retry in (True, False):
+            conn = self._connection()
+            try:
+                conn.request("POST", self._prefix + route, payload, headers)
+                response = conn.getresponse()
+                raw = response.read()
+                break
+            except (http.client.HTTPException, OSError) as ex:
+                conn.close()
+                self._local.conn = None
+                # A kept-alive connection the server closed: one fresh try.
+                if not (retry and isinstance(ex, http.client.RemoteDisconnected | BrokenPipeError
+                                             | ConnectionResetError)):
+                    raise ApiUnavailable(f"api at {self._host}:{self._port}: {ex}") from ex
+        try:
+            answer = json.loads(raw)
+        except json.JSONDecodeError as ex:
+            raise ApiError(response.status, f"answer is not JSON: {raw[:200]!r}") from ex
+        if response.status != 200 or answer.get("result") != "ok":
+            raise ApiError(response.status, str(answer.get("message")))
+        return answer  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- the contract's routes ------------------------------------------------------------
+
+    def create_task(self, service: str, condition: Mapping[str, Any], start: bool = False) -> str:
+        """Create a task (and start it when start is true); return its task_id."""
+        data: dict[str, Any] = {"service": service, "condition": dict(condition)}
+        if start:
+            data["start"] = True
+        return str(self.call("/api/create_task", {"data": data})["task_id"])
+
+    def start_task(self, task_id: str) -> None:
+        """Request the start of a ready or failed task."""
+        self.call("/api/start_task", {"task_id": task_id})
+
+    def status_task(self, task_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Return the statuses of the tasks, in the order asked."""
+        answer = self.call("/api/status_task", {"data": [{"task_id": t} for t in task_ids]})
+        return list(answer["status"])
+
+    def result_task(self, task_id: str) -> dict[str, Any]:
+        """Return the result answer of a task."""
+        return self.call("/api/result_task", {"data": {"task_id": task_id}})
+
+    def update_status(self, task_id: str, status: str, message: Any = None,
+                      result: Mapping[str, Any] | None = None,
+                      attempt: int | None = None) -> dict[str, Any]:
+        """Report a worker's status change."""
+        data: dict[str, Any] = {"task_id": task_id, "status": status}
+        if message is not None:
+            data["message"] = message
+        if result is not None:
+            data["result"] = dict(result)
+        if attempt is not None:
+            data["attempt"] = attempt
+        return self.call("/api/update_status_task", {"data": data})
+
+    def tasks(self, **filters: Any) -> dict[str, Any]:
+        """Return one page of the task list (p_size, page, service, status)."""
+        return self.call("/api/tasks", filters)
+
+    def update_task(self, task_id: str, condition: Mapping[str, Any]) -> None:
+        """Replace the condition of a task that is not waiting or running."""
+        self.call("/api/update_task", {"task_id": task_id, "condition": dict(condition)})
+
+    def services(self) -> list[str]:
+        """Return the configured services."""
+        return list(self.call("/api/service_task")["data"])
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            conn = kind(self._host, self._port, timeout=self._timeout_s)
+            self._local.conn = conn
+        return conn

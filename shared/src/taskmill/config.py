@@ -1,0 +1,292 @@
+"""Load the configuration once: the YAML of the original design plus environment overrides.
+
+The file has exactly the original's shape (`default_env`, `service`, `source_db`,
+`max_status_task`, `mq_conf`, and `TEST` / `STAGE` / `PRODUCTION` blocks of `MONGO_*`);
+Taskmill's own settings live under an optional `taskmill:` key. Secrets and addresses
+come from the environment (see `ENV_OVERRIDES`). A bad value fails at start-up with a
+`ConfigError` that names the key. Nothing else in Taskmill reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote_plus
+
+import yaml
+
+from taskmill.errors import ConfigError
+from taskmill.schema import SERVICE_NAME
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENTS = ("TEST", "STAGE", "PRODUCTION")
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[3] / "config" / "config.yaml"
+
+# Environment variables that override the file (documented in the README).
+ENV_OVERRIDES = (
+    "TASKMILL_CONFIG", "TASKMILL_ENV", "AUTH_TOKEN",
+    "MONGO_URI", "MONGO_HOST", "MONGO_PORT", "MONGO_USERNAME", "MONGO_PASSWORD",
+    "MONGO_DBNAME", "MONGO_COLLECTION",
+    "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
+    "SOURCE_MONGO_URI", "SOURCE_MONGO_DBNAME",
+    "SOURCE_MYSQL_HOST", "SOURCE_MYSQL_PORT", "SOURCE_MYSQL_USER", "SOURCE_MYSQL_PASSWORD",
+    "SOURCE_MYSQL_DATABASE", "TASKMILL_API_URL",
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """One algorithm service: where its tasks go and who consumes them."""
+
+    name: str
+    source_name: str
+    topic_name: str
+    consumer_id: str
+
+
+@dataclass(frozen=True)
+class MongoConfig:
+    """Where the task store lives."""
+
+    uri: str = field(repr=False)
+    dbname: str
+    collection: str
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """How to reach Kafka. With SASL credentials: SASL_SSL/PLAIN, else PLAINTEXT."""
+
+    bootstrap_servers: tuple[str, ...]
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    partitions: int = 4
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    """Timing and retry knobs of a task's life."""
+
+    lease_s: float = 60.0
+    heartbeat_s: float = 15.0
+    max_attempts: int = 3
+    dispatch_claim_s: float = 30.0
+    dispatch_poll_s: float = 0.1
+    shutdown_grace_s: float = 25.0
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Limits of the HTTP api."""
+
+    max_body_bytes: int = 1024 * 1024
+    url: str = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    """The data sources the example algorithms read (not the task store)."""
+
+    mongo_uri: str = field(default="mongodb://127.0.0.1:27017/", repr=False)
+    mongo_dbname: str = "taskmill_sample"
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    mysql_user: str = "taskmill"
+    mysql_password: str = field(default="", repr=False)
+    mysql_database: str = "taskmill_sample"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything Taskmill's processes are configured with."""
+
+    env: str
+    services: Mapping[str, ServiceConfig]
+    max_status_task: int
+    mongo: MongoConfig
+    kafka: KafkaConfig
+    auth_token: str = field(repr=False)
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    api: ApiConfig = ApiConfig()
+    sources: SourcesConfig = SourcesConfig()
+
+    def service(self, name: str) -> ServiceConfig:
+        """Return the named service's settings (KeyError when not configured)."""
+        return self.services[name]
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the YAML file, apply environment overrides, check every value."""
+    env = os.environ if environ is None else environ
+    path = Path(path or env.get("TASKMILL_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as ex:
+        raise ConfigError(f"cannot read config file {path}: {ex.strerror}") from ex
+    except yaml.YAMLError as ex:
+        raise ConfigError(f"config file {path} is not valid YAML: {ex}") from ex
+    return parse_config(_mapping(raw, "<top level>"), env)
+
+
+def parse_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
+    """Build a Config from the parsed YAML and the environment."""
+    env_name = env.get("TASKMILL_ENV") or _get(raw, "default_env", str)
+    if env_name not in ENVIRONMENTS:
+        raise ConfigError(f"default_env / TASKMILL_ENV must be one of {', '.join(ENVIRONMENTS)}, "
+                          f"not {env_name!r}")
+    extra = _mapping(raw.get("taskmill") or {}, "taskmill")
+    services = _services(raw)
+    max_status = _get(raw, "max_status_task", int)
+    if max_status < 1:
+        raise ConfigError("max_status_task must be at least 1")
+    return Config(
+        env=env_name,
+        services=services,
+        max_status_task=max_status,
+        mongo=_mongo(_mapping(raw.get(env_name), env_name), env_name, env, extra),
+        kafka=_kafka(_mapping(raw.get("mq_conf"), "mq_conf"), env, extra),
+        auth_token=env.get("AUTH_TOKEN", ""),
+        lifecycle=_section(LifecycleConfig, extra, "lifecycle"),
+        api=_api(extra, env),
+        sources=_sources(extra, env),
+    )
+
+
+def _services(raw: Mapping[str, Any]) -> dict[str, ServiceConfig]:
+    names = _get(raw, "service", list)
+    source_db = _mapping(raw.get("source_db"), "source_db")
+    services: dict[str, ServiceConfig] = {}
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not SERVICE_NAME.match(name):
+            raise ConfigError(f"service[{i}] must be a lower-case name ([a-z][a-z0-9_]*), "
+                              f"not {name!r}")
+        entry = _mapping(source_db.get(name), f"source_db.{name}")
+        services[name] = ServiceConfig(
+            name=name,
+            source_name=_get(entry, "source_name", str, f"source_db.{name}."),
+            topic_name=_get(entry, "topic_name", str, f"source_db.{name}."),
+            consumer_id=_get(entry, "consumer_id", str, f"source_db.{name}."),
+        )
+    if not services:
+        raise ConfigError("service must list at least one service")
+    groups = Counter(s.consumer_id for s in services.values())
+    for group, count in groups.items():
+        if count > 1:
+            log.warning("config: %d services share consumer group %r; each service should "
+                        "have its own consumer_id", count, group)
+    return services
+
+
+def _mongo(block: Mapping[str, Any], env_name: str, env: Mapping[str, str],
+           extra: Mapping[str, Any]) -> MongoConfig:
+    def setting(key: str, kind: type[T]) -> T:
+        if key in env:
+            return _convert(env[key], kind, key)
+        return _get(block, key, kind, f"{env_name}.")
+
+    dbname = setting("MONGO_DBNAME", str)
+    collection = env.get("MONGO_COLLECTION") or block.get("MONGO_COLLECTION") or dbname
+    uri = env.get("MONGO_URI")
+    if not uri:
+        host, port = setting("MONGO_HOST", str), setting("MONGO_PORT", int)
+        user = env.get("MONGO_USERNAME", block.get("MONGO_USERNAME") or "")
+        password = env.get("MONGO_PASSWORD", block.get("MONGO_PASSWORD") or "")
+        auth = f"{quote_plus(str(user))}:{quote_plus(str(password))}@" if user else ""
+        uri = f"mongodb://{auth}{host}:{port}/"
+    timeout_ms = _get(extra, "mongo_timeout_ms", int, "taskmill.", default=3000)
+    return MongoConfig(uri=uri, dbname=dbname, collection=str(collection), timeout_ms=timeout_ms)
+
+
+def _kafka(block: Mapping[str, Any], env: Mapping[str, str], extra: Mapping[str, Any]) -> KafkaConfig:
+    if "KAFKA_BOOTSTRAP_SERVERS" in env:
+        servers = [s.strip() for s in env["KAFKA_BOOTSTRAP_SERVERS"].split(",") if s.strip()]
+    else:
+        servers = _get(block, "bootstrap_servers", list, "mq_conf.")
+    if not servers or not all(isinstance(s, str) and s for s in servers):
+        raise ConfigError("mq_conf.bootstrap_servers must be a non-empty list of host:port")
+    kafka_extra = _mapping(extra.get("kafka") or {}, "taskmill.kafka")
+    return KafkaConfig(
+        bootstrap_servers=tuple(servers),
+        sasl_username=env.get("KAFKA_SASL_USERNAME", block.get("sasl_plain_username") or ""),
+        sasl_password=env.get("KAFKA_SASL_PASSWORD", block.get("sasl_plain_password") or ""),
+        partitions=_get(kafka_extra, "partitions", int, "taskmill.kafka.", default=4),
+    )
+
+
+def _api(extra: Mapping[str, Any], env: Mapping[str, str]) -> ApiConfig:
+    api = _section(ApiConfig, extra, "api")
+    if "TASKMILL_API_URL" in env:
+        api = ApiConfig(max_body_bytes=api.max_body_bytes, url=env["TASKMILL_API_URL"])
+    return api
+
+
+def _sources(extra: Mapping[str, Any], env: Mapping[str, str]) -> SourcesConfig:
+    block = _mapping(extra.get("sources") or {}, "taskmill.sources")
+    mongo = _mapping(block.get("mongo") or {}, "taskmill.sources.mongo")
+    mysql = _mapping(block.get("mysql") or {}, "taskmill.sources.mysql")
+    d = SourcesConfig()
+    values: dict[str, Any] = {
+        "mongo_uri": mongo.get("uri", d.mongo_uri), "mongo_dbname": mongo.get("dbname", d.mongo_dbname),
+        "mysql_host": mysql.get("host", d.mysql_host), "mysql_port": mysql.get("port", d.mysql_port),
+        "mysql_user": mysql.get("user", d.mysql_user), "mysql_password": d.mysql_password,
+        "mysql_database": mysql.get("database", d.mysql_database),
+    }
+    for key in values:
+        if f"SOURCE_{key.upper()}" in env:
+            values[key] = env[f"SOURCE_{key.upper()}"]
+    values["mysql_port"] = _convert(values["mysql_port"], int, "taskmill.sources.mysql.port")
+    return SourcesConfig(**values)
+
+
+def _section(kind: type[T], extra: Mapping[str, Any], key: str) -> T:
+    block = _mapping(extra.get(key) or {}, f"taskmill.{key}")
+    defaults = kind()
+    fields = {f: type(getattr(defaults, f)) for f in kind.__dataclass_fields__}  # type: ignore[attr-defined]
+    unknown = set(block) - set(fields)
+    if unknown:
+        raise ConfigError(f"taskmill.{key}.{sorted(unknown)[0]} is not a known setting")
+    values = {name: _convert(block[name], fields[name], f"taskmill.{key}.{name}") for name in block}
+    for name, value in values.items():
+        if isinstance(value, int | float) and value <= 0:
+            raise ConfigError(f"taskmill.{key}.{name} must be positive")
+    return kind(**values)
+
+
+def _mapping(value: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping, not {type(value).__name__}")
+    return value
+
+
+_MISSING = object()
+
+
+def _get(block: Mapping[str, Any], key: str, kind: type[T], prefix: str = "",
+         default: Any = _MISSING) -> T:
+    if key not in block:
+        if default is _MISSING:
+            raise ConfigError(f"config key {prefix}{key} is missing, and has no default")
+        return default  # type: ignore[no-any-return]
+    return _convert(block[key], kind, prefix + key)
+
+
+def _convert(value: Any, kind: type[T], key: str) -> T:
+    if isinstance(value, str) and kind in (int, float):
+        try:
+            return kind(value)  # type: ignore[call-arg]
+        except ValueError as ex:
+            raise ConfigError(f"{key} must be {kind.__name__}, not {value!r}") from ex
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # type: ignore[return-value]
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be {kind.__name__}, not {type(value).__name__}")
+    return value

@@ -1,0 +1,39 @@
+"""Kafka client settings from the config: the one place they are built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskmill.config import KafkaConfig, ServiceConfig
+
+
+def common_conf(kafka: KafkaConfig) -> dict[str, Any]:
+    """Return the settings every client shares: servers and security."""
+    conf: dict[str, Any] = {"bootstrap.servers": ",".join(kafka.bootstrap_servers)}
+    if kafka.sasl_username:
+        conf.update({"security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN",
+                     "sasl.username": kafka.sasl_username, "sasl.password": kafka.sasl_password})
+    return conf
+
+
+def producer_conf(kafka: KafkaConfig) -> dict[str, Any]:
+    """Return a producer that the broker confirms durably, without duplicates on retry."""
+    return common_conf(kafka) | {
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 2,
+        "message.timeout.ms": 30000,
+    }
+
+
+def consumer_conf(kafka: KafkaConfig, service: ServiceConfig) -> dict[str, Any]:
+    """Return an at-least-once consumer in the service's group: offsets stored by hand."""
+    return common_conf(kafka) | {
+        "group.id": service.consumer_id,
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        # Long tasks run while the consumer keeps polling with its partitions paused.
+        "max.poll.interval.ms": 300000,
+        "session.timeout.ms": 30000,
+    }

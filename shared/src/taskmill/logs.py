@@ -1,0 +1,48 @@
+"""Structured logs: one JSON line per event, on stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+from taskmill.schema import iso
+
+# Attributes a caller may attach with `extra=` that belong in the JSON line.
+CONTEXT_FIELDS = ("task_id", "service", "attempt", "request_id", "route", "status")
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON object."""
+
+    def __init__(self, process_name: str) -> None:
+        super().__init__()
+        self._process = process_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        line: dict[str, Any] = {
+            "time": iso(datetime.fromtimestamp(record.created, UTC)),
+            "level": record.levelname.lower(),
+            "process": self._process,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            if hasattr(record, name):
+                line[name] = getattr(record, name)
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def setup_logging(process_name: str, level: int = logging.INFO) -> None:
+    """Send every log record to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(process_name))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("kafka").setLevel(logging.WARNING)

@@ -1,0 +1,286 @@
+"""The MongoDB task store: every read and every state change of a task.
+
+Each state change is one conditional update of one document (compare-and-set on the
+document's `version`), so it is atomic on real MongoDB and on FerretDB alike, without
+transactions. Connection problems surface as `DependencyUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import pymongo
+from pymongo.collection import Collection
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, PyMongoError
+
+from taskmill.config import MongoConfig, ServiceConfig
+from taskmill.errors import DependencyUnavailable, StateConflict, TaskNotFound
+from taskmill.schema import (
+    BUSY,
+    STARTABLE,
+    WORKER_TRANSITIONS,
+    Status,
+    new_task_id,
+    utcnow,
+)
+
+Task = dict[str, Any]
+Clock = Callable[[], datetime]
+
+# Retries of a compare-and-set that lost a race against another writer.
+_CAS_ATTEMPTS = 5
+
+STATUS_FIELDS = {"_id": 0, "task_id": 1, "status": 1, "status_message": 1, "start_time": 1,
+                 "end_time": 1, "attempt": 1, "progress": 1}
+LIST_FIELDS = {"_id": 0, "task_id": 1, "service": 1, "status": 1, "condition": 1, "create_time": 1}
+
+
+def connect(config: MongoConfig, appname: str = "taskmill") -> Collection[Task]:
+    """Return the tasks collection, with timeouts that keep every call bounded."""
+    client: pymongo.MongoClient[Task] = pymongo.MongoClient(
+        config.uri,
+        appname=appname,
+        tz_aware=True,
+        serverSelectionTimeoutMS=config.timeout_ms,
+        connectTimeoutMS=config.timeout_ms,
+        socketTimeoutMS=config.timeout_ms * 2,
+        retryWrites=False,
+    )
+    return client[config.dbname][config.collection]
+
+
+@contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    try:
+        yield
+    except (ConnectionFailure, ExecutionTimeout) as ex:
+        raise DependencyUnavailable(f"MongoDB is unavailable: {type(ex).__name__}") from ex
+
+
+class TaskStore:
+    """Tasks in one MongoDB collection."""
+
+    def __init__(self, collection: Collection[Task], clock: Clock = utcnow,
+                 id_factory: Callable[[str], str] = new_task_id, lease_s: float = 60.0) -> None:
+        self._tasks = collection
+        self._clock = clock
+        self._new_id = id_factory
+        self._lease = timedelta(seconds=lease_s)
+
+    # -- set-up and health ---------------------------------------------------------------
+
+    def ensure_indexes(self) -> None:
+        """Create the indexes the queries need (idempotent)."""
+        with _unavailable_as_error():
+            self._tasks.create_index("task_id", unique=True, name="task_id_unique")
+            self._tasks.create_index([("create_time", -1)], name="newest")
+            self._tasks.create_index([("service", 1), ("create_time", -1)], name="service_newest")
+            self._tasks.create_index([("status", 1), ("create_time", -1)], name="status_newest")
+            self._tasks.create_index([("service", 1), ("status", 1), ("create_time", -1)],
+                                     name="service_status_newest")
+            self._tasks.create_index([("start_requested_at", 1)], name="outbox")
+            self._tasks.create_index([("status", 1), ("lease_until", 1)], name="leases")
+
+    def ping(self) -> None:
+        """Raise DependencyUnavailable unless MongoDB answers."""
+        with _unavailable_as_error():
+            self._tasks.database.command("ping")
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task:
+        """Return the task, or raise TaskNotFound."""
+        with _unavailable_as_error():
+            doc = self._tasks.find_one({"task_id": task_id}, {"_id": 0})
+        if doc is None:
+            raise TaskNotFound(task_id)
+        return doc
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        """Return the status fields of the tasks that exist, by task_id, in one query."""
+        with _unavailable_as_error():
+            docs = self._tasks.find({"task_id": {"$in": list(task_ids)}}, STATUS_FIELDS)
+            return {doc["task_id"]: doc for doc in docs}
+
+    def list(self, page: int, p_size: int, service: str | None = None,
+             status: str | None = None) -> tuple[int, list[Task]]:
+        """Return the number of matching tasks and one page of them, newest first."""
+        query: dict[str, str] = {}
+        if service is not None:
+            query["service"] = service
+        if status is not None:
+            query["status"] = status
+        with _unavailable_as_error():
+            total = self._tasks.count_documents(query)
+            cursor = (self._tasks.find(query, LIST_FIELDS)
+                      .sort([("create_time", -1), ("task_id", -1)])
+                      .skip((page - 1) * p_size).limit(p_size))
+            return total, list(cursor)
+
+    # -- changes requested by clients -----------------------------------------------------
+
+    def create(self, service: ServiceConfig, condition: Mapping[str, Any], start: bool = False) -> Task:
+        """Insert a new task in status ready (its start recorded when start is true)."""
+        now = self._clock()
+        task: Task = {
+            "task_id": self._new_id(service.name),
+            "status": Status.READY.value,
+            "service": service.name,
+            "source_name": service.source_name,
+            "condition": dict(condition),
+            "start_time": None,
+            "end_time": None,
+            "create_time": now,
+            "update_time": now,
+            "status_message": {"failed": None, "running": None, "finished": None},
+            "result": None,
+            "attempt": 1 if start else 0,
+            "start_requested_at": now if start else None,
+            "claim_until": None,
+            "lease_until": None,
+            "progress": None,
+            "version": 1,
+            "history": [_event(Status.READY, now, 1 if start else 0, "started" if start else None)],
+        }
+        with _unavailable_as_error():
+            try:
+                self._tasks.insert_one(task)
+            except DuplicateKeyError as ex:  # only with a broken id factory
+                raise StateConflict(f"task {task['task_id']} already exists") from ex
+        task.pop("_id", None)
+        return task
+
+    def request_start(self, task_id: str) -> Task:
+        """Record the start of a ready or failed task (the dispatcher publishes it)."""
+        def change(task: Task, now: datetime) -> dict[str, Any]:
+            status = task["status"]
+            if status not in STARTABLE:
+                raise StateConflict(f"task {task_id} is {status}; only a ready or failed task "
+                                    "can be started")
+            if status == Status.READY and task.get("start_requested_at") is not None:
+                raise StateConflict(f"task {task_id} is already started")
+            attempt = task["attempt"] + 1
+            return {
+                "$set": {"status": Status.READY.value, "attempt": attempt, "start_requested_at": now,
+                         "claim_until": None, "lease_until": None, "start_time": None,
+                         "end_time": None, "result": None, "progress": None},
+                "$push": {"history": _event(Status.READY, now, attempt, "started")},
+            }
+        return self._compare_and_set(task_id, change)
+
+    def update_condition(self, task_id: str, condition: Mapping[str, Any]) -> Task:
+        """Replace the condition of a task that is not waiting or running."""
+        def change(task: Task, now: datetime) -> dict[str, Any]:
+            if task["status"] in BUSY:
+                raise StateConflict(f"task {task_id} is {task['status']}; its condition cannot "
+                                    "change until it ends")
+            if task["status"] == Status.READY and task.get("start_requested_at") is not None:
+                raise StateConflict(f"task {task_id} is already started; its condition cannot "
+                                    "change until it ends")
+            return {"$set": {"condition": dict(condition)}}
+        return self._compare_and_set(task_id, change)
+
+    # -- changes reported by workers ------------------------------------------------------
+
+    def report(self, task_id: str, status: Status, message: Any = None,
+               result: Mapping[str, Any] | None = None, attempt: int | None = None) -> Task:
+        """Apply a worker's status report, refusing stale attempts and illegal transitions."""
+        def change(task: Task, now: datetime) -> dict[str, Any]:
+            current = task["status"]
+            if attempt is not None and attempt != task["attempt"]:
+                raise StateConflict(f"attempt {attempt} of task {task_id} is stale; the current "
+                                    f"attempt is {task['attempt']} ({current})")
+            if current not in WORKER_TRANSITIONS[status] and not _published_unconfirmed(task, status):
+                raise StateConflict(f"task {task_id} cannot go from {current} to {status}")
+            fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message}
+            if status == Status.RUNNING:
+                fields.update(start_time=now, lease_until=now + self._lease,
+                              start_requested_at=None, claim_until=None)
+            else:
+                fields.update(end_time=now, lease_until=None)
+            if status == Status.FINISHED:
+                fields.update(result=dict(result or {}), progress=1.0)
+            return {"$set": fields,
+                    "$push": {"history": _event(status, now, task["attempt"], message)}}
+        return self._compare_and_set(task_id, change)
+
+    # -- the dispatcher's outbox ----------------------------------------------------------
+
+    def claim_due(self, limit: int, claim_s: float) -> list[Task]:
+        """Claim up to `limit` tasks due for publication, oldest request first."""
+        now = self._clock()
+        query = {"start_requested_at": {"$ne": None},
+                 "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
+        with _unavailable_as_error():
+            candidates = list(self._tasks.find(query, {"_id": 0, "history": 0})
+                              .sort([("start_requested_at", 1)]).limit(limit))
+            claimed = []
+            until = now + timedelta(seconds=claim_s)
+            for task in candidates:
+                done = self._tasks.update_one(
+                    {"task_id": task["task_id"], "version": task["version"]},
+                    {"$set": {"claim_until": until}, "$inc": {"version": 1}})
+                if done.modified_count:
+                    claimed.append(task)
+            return claimed
+
+    def mark_published(self, task_id: str, attempt: int) -> bool:
+        """Record that the broker confirmed the task's message; ready becomes waiting."""
+        now = self._clock()
+        with _unavailable_as_error():
+            done = self._tasks.update_one(
+                {"task_id": task_id, "attempt": attempt, "status": Status.READY.value,
+                 "start_requested_at": {"$ne": None}},
+                {"$set": {"status": Status.WAITING.value, "start_requested_at": None,
+                          "claim_until": None, "update_time": now},
+                 "$inc": {"version": 1},
+                 "$push": {"history": _event(Status.WAITING, now, attempt, None)}})
+            if done.modified_count:
+                return True
+            # Re-published (recovered) tasks are already waiting; a worker may also have
+            # reported running before this confirmation arrived.
+            self._tasks.update_one(
+                {"task_id": task_id, "attempt": attempt, "start_requested_at": {"$ne": None}},
+                {"$set": {"start_requested_at": None, "claim_until": None},
+                 "$inc": {"version": 1}})
+            return False
+
+    def release_claim(self, task_id: str, attempt: int) -> None:
+        """Give a claimed task back to the outbox (publication failed)."""
+        with _unavailable_as_error():
+            self._tasks.update_one({"task_id": task_id, "attempt": attempt},
+                                   {"$set": {"claim_until": None}, "$inc": {"version": 1}})
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _compare_and_set(self, task_id: str,
+                         change: Callable[[Task, datetime], dict[str, Any]]) -> Task:
+        for _ in range(_CAS_ATTEMPTS):
+            task = self.get(task_id)
+            now = self._clock()
+            update = change(task, now)
+            update.setdefault("$set", {})["update_time"] = now
+            update["$inc"] = {"version": 1}
+            with _unavailable_as_error():
+                # No projection: FerretDB v1 does not implement it in findAndModify.
+                new = self._tasks.find_one_and_update(
+                    {"task_id": task_id, "version": task["version"]}, update,
+                    return_document=pymongo.ReturnDocument.AFTER)
+            if new is not None:
+                new.pop("_id", None)
+                return new
+        raise StateConflict(f"task {task_id} is being changed concurrently; try again")
+
+
+def _published_unconfirmed(task: Task, status: Status) -> bool:
+    # A worker holds the message of a task whose publication the dispatcher has not
+    # recorded yet: the message in its hands proves the publication.
+    return (status == Status.RUNNING and task["status"] == Status.READY
+            and task.get("start_requested_at") is not None)
+
+
+def _event(status: Status, when: datetime, attempt: int, message: Any) -> dict[str, Any]:
+    return {"status": status.value, "time": when, "attempt": attempt, "message": message}
