@@ -110,6 +110,13 @@ GRANT SELECT ON taskmill_sample.* TO 'taskmill'@'127.0.0.1';
 SQL
 }
 
+# Load the sample data the example workers read (idempotent).
+load_sample_data() {
+  "$PY" "$ROOT/scripts/sample_data.py" mysql | mariadb --no-defaults --socket="$MARIADB_SOCKET"
+  "$PY" "$ROOT/scripts/sample_data.py" mongo "mongodb://127.0.0.1:$FERRETDB_PORT/" taskmill_sample
+  log "sample data loaded (MongoDB taskmill_sample.users, MariaDB taskmill_sample.*)"
+}
+
 print_env() {
   cat <<ENV
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
@@ -132,6 +139,7 @@ case ${1:-} in
     wait_for "FerretDB on :$FERRETDB_PORT" 60 ferretdb ferretdb_ready
     wait_for "MariaDB on :$MARIADB_PORT" 60 mariadb mariadb_ready
     setup_mariadb_user
+    load_sample_data
     log "infrastructure ready: Kafka 127.0.0.1:$KAFKA_PORT, FerretDB 127.0.0.1:$FERRETDB_PORT, MariaDB 127.0.0.1:$MARIADB_PORT" ;;
   stop)
     stop_bg mariadb 30; stop_bg ferretdb 10; stop_bg kafka 30 ;;

@@ -1,15 +1,19 @@
 // Command ferretdb serves the MongoDB wire protocol on top of SQLite for local
 // development and tests. FerretDB is embedded rather than installed with
 // `go install` because the released module lacks its version file (FerretDB
-// issue #2982); embedding also keeps telemetry off.
+// issue #2982); embedding also keeps telemetry off. FerretDB itself listens on a
+// Unix socket in the data directory; clients connect to the TCP address through the
+// write-serializing proxy of serialize.go.
 package main
 
 import (
 	"context"
 	"flag"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -30,8 +34,10 @@ func main() {
 		os.Exit(1)
 	}
 
+	socket := filepath.Join(*dataDir, "ferretdb.sock")
+	_ = os.Remove(socket)
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + *dataDir + "/",
 		Logger:    logger,
@@ -43,6 +49,23 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		logger.Error("cannot listen", "listen", *listen, "error", err)
+		os.Exit(1)
+	}
+	proxy := &serializer{backend: socket, logger: logger}
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	go func() {
+		if err := proxy.serve(l); err != nil {
+			logger.Error("proxy stopped", "error", err)
+			stop()
+		}
+	}()
+
 	logger.Warn("FerretDB serving", "listen", *listen, "data_dir", *dataDir)
 	if err := f.Run(ctx); err != nil {
 		logger.Error("FerretDB stopped with an error", "error", err)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pymongo
 from pymongo.collection import Collection
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 
 from taskmill.config import MongoConfig, ServiceConfig
 from taskmill.errors import DependencyUnavailable, StateConflict, TaskNotFound
@@ -207,12 +207,30 @@ class TaskStore:
                     "$push": {"history": _event(status, now, task["attempt"], message)}}
         return self._compare_and_set(task_id, change)
 
+    def heartbeat(self, task_id: str, attempt: int | None, progress: float | None = None,
+                  message: Any = None) -> Task:
+        """Renew a running task's lease, with optional progress and message."""
+        def change(task: Task, now: datetime) -> dict[str, Any]:
+            if attempt is not None and attempt != task["attempt"]:
+                raise StateConflict(f"attempt {attempt} of task {task_id} is stale; the current "
+                                    f"attempt is {task['attempt']} ({task['status']})")
+            if task["status"] != Status.RUNNING:
+                raise StateConflict(f"task {task_id} is {task['status']}; only a running task "
+                                    "has a lease to renew")
+            fields: dict[str, Any] = {"lease_until": now + self._lease}
+            if progress is not None:
+                fields["progress"] = progress
+            if message is not None:
+                fields["status_message.running"] = message
+            return {"$set": fields}
+        return self._compare_and_set(task_id, change)
+
     # -- the dispatcher's outbox ----------------------------------------------------------
 
-    def claim_due(self, limit: int, claim_s: float) -> list[Task]:
-        """Claim up to `limit` tasks due for publication, oldest request first."""
+    def claim_due(self, limit: int, claim_s: float, services: Sequence[str]) -> list[Task]:
+        """Claim up to `limit` tasks of `services` due for publication, oldest first."""
         now = self._clock()
-        query = {"start_requested_at": {"$ne": None},
+        query = {"start_requested_at": {"$ne": None}, "service": {"$in": list(services)},
                  "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
         with _unavailable_as_error():
             candidates = list(self._tasks.find(query, {"_id": 0, "history": 0})

@@ -14,6 +14,7 @@ ROUTES = {
     "/api/create_task": "create",
     "/api/status_task": "status",
     "/api/update_status_task": "update_status",
+    "/api/heartbeat_task": "heartbeat",
     "/api/result_task": "result",
     "/api/tasks": "list",
     "/api/start_task": "start",

@@ -78,6 +78,12 @@ def document(config: Config) -> dict[str, Any]:
                           result=OBJECT, attempt={"type": "integer", "minimum": 0})),
             _ok(status=_obj(["task_id", "status"], task_id=TASK_ID, status={"enum": STATUSES})),
             ("404", "409")),
+        "/api/heartbeat_task": _operation(
+            "A worker renews a running task's lease, with optional progress (extension).",
+            _wrapped(_obj(["task_id"], task_id=TASK_ID, attempt={"type": "integer", "minimum": 0},
+                          progress={"type": "number", "minimum": 0, "maximum": 1}, message={})),
+            _ok(status=_obj(["task_id", "status"], task_id=TASK_ID, status={"enum": STATUSES},
+                            lease_until=TIME)), ("404", "409")),
         "/api/result_task": _operation(
             "The result of a finished task (resultTask); data is null until then.",
             _wrapped(task_ref),

@@ -39,6 +39,13 @@ class Tasks:
         resp.media = {"result": "ok", "status": {"task_id": task["task_id"],
                                                  "status": task["status"]}}
 
+    def on_post_heartbeat(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ask = self._check.heartbeat(req.context.body)
+        task = self._store.heartbeat(ask.task_id, ask.attempt, ask.progress, ask.message)
+        resp.media = {"result": "ok", "status": {"task_id": task["task_id"],
+                                                 "status": task["status"],
+                                                 "lease_until": views.iso(task["lease_until"])}}
+
     def on_post_result(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.task_ref(req.context.body, wrapped_only=True)
         resp.media = views.result(self._store.get(ask.task_id))

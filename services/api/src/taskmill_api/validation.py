@@ -46,6 +46,14 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class Heartbeat:
+    task_id: str
+    attempt: int | None
+    progress: float | None
+    message: Any
+
+
+@dataclass(frozen=True)
 class ListQuery:
     page: int
     p_size: int
@@ -96,13 +104,21 @@ class Validator:
             if status != Status.FINISHED:
                 raise InvalidParameter("result is only accepted with status finished")
             result = _json_object(result, "result")
-        attempt = data.get("attempt")
-        if attempt is not None and (not _is_int(attempt) or attempt < 0):
-            raise InvalidParameter("attempt must be a non-negative integer")
         message = data.get("message")
         _check_keys(message, "message", 0)
         return StatusUpdate(task_id=_task_id(data["task_id"]), status=Status(status),
-                            message=message, result=result, attempt=attempt)
+                            message=message, result=result, attempt=_attempt(data))
+
+    def heartbeat(self, body: Any) -> Heartbeat:
+        data = _fields(_data(body), required=("task_id",), optional=("attempt", "progress", "message"))
+        progress = data.get("progress")
+        if progress is not None and (not isinstance(progress, int | float)
+                                     or isinstance(progress, bool) or not 0 <= progress <= 1):
+            raise InvalidParameter("progress must be a number between 0 and 1")
+        message = data.get("message")
+        _check_keys(message, "message", 0)
+        return Heartbeat(task_id=_task_id(data["task_id"]), attempt=_attempt(data),
+                         progress=None if progress is None else float(progress), message=message)
 
     def task_ref(self, body: Any, wrapped_only: bool = False) -> TaskRef:
         data = _data(body) if wrapped_only else _maybe_wrapped(body)
@@ -201,6 +217,13 @@ def _check_keys(value: Any, where: str, depth: int) -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_keys(item, f"{where}[{i}]", depth + 1)
+
+
+def _attempt(data: Mapping[str, Any]) -> int | None:
+    attempt = data.get("attempt")
+    if attempt is not None and (not _is_int(attempt) or attempt < 0):
+        raise InvalidParameter("attempt must be a non-negative integer")
+    return attempt
 
 
 def _is_int(value: Any) -> bool:

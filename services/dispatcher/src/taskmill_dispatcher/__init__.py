@@ -1,0 +1,1 @@
+"""The Taskmill dispatcher: relays started tasks from MongoDB to Kafka (outbox)."""

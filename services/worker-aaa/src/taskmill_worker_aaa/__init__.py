@@ -1,0 +1,1 @@
+"""Worker of service `aaa`: searches the `users` collection of its MongoDB source."""

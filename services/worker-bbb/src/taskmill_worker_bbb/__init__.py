@@ -1,0 +1,1 @@
+"""Worker of service `bbb`: aggregates the sample orders of its MySQL source."""

@@ -1,0 +1,31 @@
+# Taskmill: `make up` runs the whole system locally, `make test` runs every test.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+.PHONY: help install up down clean test test-unit lint
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install:  ## install Python deps, Kafka jars, FerretDB and MariaDB (cached in .local/)
+	scripts/infra.sh install
+
+up: install  ## start Kafka, FerretDB, MariaDB, the api, the dispatcher and the workers
+	scripts/infra.sh start
+	scripts/app.sh start
+
+down:  ## stop everything `make up` started (data stays)
+	scripts/app.sh stop
+	scripts/infra.sh stop
+
+clean: down  ## stop everything and delete all local data, builds and logs
+	rm -rf .local
+
+test: install  ## unit, integration and end-to-end tests on the real infrastructure
+	scripts/test.sh
+
+test-unit:  ## unit tests only (no infrastructure)
+	uv run --locked pytest -m "not integration and not e2e"
+
+lint:  ## ruff over everything
+	uv run --locked ruff check .

@@ -1,0 +1,103 @@
+"""Run the dispatcher: `python -m taskmill_dispatcher [--metrics-port N]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from prometheus_client import start_http_server
+
+from taskmill.config import Config, load_config
+from taskmill.errors import DependencyUnavailable
+from taskmill.kafka import common_conf, producer_conf
+from taskmill.logs import setup_logging
+from taskmill.store import TaskStore, connect
+from taskmill_dispatcher import metrics
+from taskmill_dispatcher.relay import Relay
+from taskmill_dispatcher.topics import ensure_topics
+
+log = logging.getLogger("taskmill_dispatcher")
+
+
+class Dispatcher:
+    """The relay loop, with start-up chores retried until they succeed."""
+
+    def __init__(self, config: Config, store: TaskStore, producer: Producer,
+                 admin: AdminClient) -> None:
+        self._config = config
+        self._store = store
+        self._producer = producer
+        self._admin = admin
+        self._relay = Relay(config, store, producer)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        """Relay until stopped; back off while a dependency is down."""
+        indexes_ok = topics_ok = False
+        metrics.UP.set(1)
+        idle_s = self._config.lifecycle.dispatch_poll_s
+        while not self.stopping.is_set():
+            try:
+                indexes_ok = indexes_ok or self._ensure_indexes()
+                topics_ok = topics_ok or self._ensure_topics()
+                published = self._relay.run_once()
+            except DependencyUnavailable as ex:
+                metrics.LOOP_ERRORS.labels("mongodb").inc()
+                log.warning("relay round failed: %s", ex)
+                self.stopping.wait(1.0)
+                continue
+            if not published:
+                self.stopping.wait(idle_s)
+        self._producer.flush(self._config.lifecycle.shutdown_grace_s)
+        metrics.UP.set(0)
+        log.info("dispatcher stopped")
+
+    def _ensure_indexes(self) -> bool:
+        self._store.ensure_indexes()
+        return True
+
+    def _ensure_topics(self) -> bool:
+        try:
+            ensure_topics(self._admin, self._config)
+            return True
+        except KafkaException as ex:
+            metrics.LOOP_ERRORS.labels("kafka").inc()
+            log.warning("topics not ensured yet (Kafka: %s); publishing anyway", ex)
+            return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the dispatcher until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog="taskmill-dispatcher")
+    parser.add_argument("--metrics-port", type=int, default=9101,
+                        help="port of the Prometheus endpoint (0: none)")
+    parser.add_argument("--metrics-addr", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    setup_logging("dispatcher")
+    config = load_config()
+    store = TaskStore(connect(config.mongo, appname="taskmill-dispatcher"),
+                      lease_s=config.lifecycle.lease_s)
+    timeout_ms = int(config.lifecycle.dispatch_claim_s * 1000 * 0.7)
+    producer = Producer(producer_conf(config.kafka) | {"message.timeout.ms": timeout_ms})
+    admin = AdminClient(common_conf(config.kafka))
+    dispatcher = Dispatcher(config, store, producer, admin)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: stopping after the current round", signal.Signals(signum).name)
+        dispatcher.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.metrics_addr)
+    log.info("dispatcher started for services %s", ", ".join(config.services))
+    dispatcher.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""The dispatcher's Prometheus metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PUBLISHED = Counter("taskmill_dispatcher_published_total",
+                    "Task messages the broker confirmed.", ["service"])
+PUBLISH_FAILURES = Counter("taskmill_dispatcher_publish_failures_total",
+                           "Task messages the broker did not confirm (retried).", ["service"])
+START_TO_PUBLISH_SECONDS = Histogram(
+    "taskmill_dispatcher_start_to_publish_seconds",
+    "Time from a recorded start to the broker's confirmation.", ["service"],
+    buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
+BATCH_SIZE = Histogram("taskmill_dispatcher_batch_size", "Tasks claimed per relay round.",
+                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500))
+LOOP_ERRORS = Counter("taskmill_dispatcher_loop_errors_total",
+                      "Relay rounds that failed on a dependency.", ["dependency"])
+UP = Gauge("taskmill_dispatcher_up", "1 while the relay loop runs.")

@@ -1,0 +1,94 @@
+"""The outbox relay: claim started tasks, publish them, record the broker's confirmation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from taskmill.codec import TaskMessage
+from taskmill.config import Config
+from taskmill.schema import utcnow
+from taskmill.store import Task, TaskStore
+from taskmill_dispatcher import metrics
+
+log = logging.getLogger(__name__)
+
+
+class Producer(Protocol):
+    """The part of confluent_kafka.Producer the relay uses."""
+
+    def produce(self, topic: str, value: bytes, key: bytes, headers: Any,
+                on_delivery: Callable[[Any, Any], None]) -> None: ...
+
+    def poll(self, timeout: float) -> int: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+
+@dataclass
+class _Outcome:
+    task: Task
+    error: Any = None
+    done: bool = False
+
+
+class Relay:
+    """Moves started tasks from the store to their services' topics, at least once."""
+
+    def __init__(self, config: Config, store: TaskStore, producer: Producer,
+                 batch_size: int = 200, clock: Callable[[], datetime] = utcnow) -> None:
+        self._config = config
+        self._store = store
+        self._producer = producer
+        self._batch_size = batch_size
+        self._clock = clock
+        # Publication must settle well within a claim, or a second dispatcher could
+        # take the task over while this one still waits for the broker.
+        self._flush_timeout_s = config.lifecycle.dispatch_claim_s * 0.8
+
+    def run_once(self) -> int:
+        """Publish one batch of due tasks; return how many the broker confirmed."""
+        tasks = self._store.claim_due(self._batch_size, self._config.lifecycle.dispatch_claim_s,
+                                      services=list(self._config.services))
+        if not tasks:
+            return 0
+        metrics.BATCH_SIZE.observe(len(tasks))
+        outcomes = [self._produce(task) for task in tasks]
+        self._producer.flush(self._flush_timeout_s)
+        return sum(self._settle(outcome) for outcome in outcomes)
+
+    def _produce(self, task: Task) -> _Outcome:
+        service = self._config.service(task["service"])
+        message = TaskMessage(task_id=task["task_id"], service=task["service"],
+                              source_name=task["source_name"], condition=task["condition"],
+                              attempt=task["attempt"])
+        outcome = _Outcome(task)
+
+        def delivered(error: Any, _msg: Any) -> None:
+            outcome.error, outcome.done = error, True
+
+        self._producer.produce(service.topic_name, value=message.encode(), key=message.key(),
+                               headers=message.headers(), on_delivery=delivered)
+        self._producer.poll(0)
+        return outcome
+
+    def _settle(self, outcome: _Outcome) -> int:
+        task = outcome.task
+        extra = {"task_id": task["task_id"], "service": task["service"], "attempt": task["attempt"]}
+        if not outcome.done or outcome.error is not None:
+            metrics.PUBLISH_FAILURES.labels(task["service"]).inc()
+            log.warning("publication not confirmed (%s); will retry",
+                        outcome.error or "no answer from the broker", extra=extra)
+            self._store.release_claim(task["task_id"], task["attempt"])
+            return 0
+        self._store.mark_published(task["task_id"], task["attempt"])
+        metrics.PUBLISHED.labels(task["service"]).inc()
+        requested = task.get("start_requested_at")
+        if requested is not None:
+            waited = (self._clock() - requested).total_seconds()
+            metrics.START_TO_PUBLISH_SECONDS.labels(task["service"]).observe(max(waited, 0.0))
+        log.debug("published", extra=extra)
+        return 1

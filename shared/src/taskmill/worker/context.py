@@ -1,0 +1,34 @@
+"""What an algorithm gets besides its condition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TaskFailed(Exception):
+    """Raise from an algorithm to end the task `failed` with this message."""
+
+
+@dataclass
+class TaskContext:
+    """The running task: its identity, its data source and a way to report progress."""
+
+    task_id: str
+    service: str
+    attempt: int | None
+    source_name: str
+    _source: Callable[[], Any] = field(repr=False)
+    _progress: Callable[[float | None, Any], None] = field(repr=False)
+
+    @property
+    def source(self) -> Any:
+        """The service's data source: a pymongo Database (`mongo`) or a PyMySQL connection."""
+        return self._source()
+
+    def progress(self, fraction: float | None = None, message: Any = None) -> None:
+        """Report progress (0..1) and an optional message; also renews the task's lease."""
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
+            raise ValueError("progress must be between 0 and 1")
+        self._progress(fraction, message)

@@ -1,0 +1,298 @@
+"""The worker loop: consume, report running, run the algorithm, report, store the offset.
+
+At least once: the offset of a message is stored only after its outcome is reported.
+Effects once: the api refuses a `running` report for a task that is already running,
+finished, failed, or at another attempt, and the worker then skips the message.
+Long tasks: the algorithm runs in a thread while this loop keeps polling Kafka with its
+partitions paused, so the consumer stays in its group however long the task takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from prometheus_client import start_http_server
+
+from taskmill.client import ApiClient
+from taskmill.codec import TaskMessage, decode
+from taskmill.config import Config, ServiceConfig, load_config
+from taskmill.errors import ApiError, MessageDecodeError
+from taskmill.kafka import consumer_conf
+from taskmill.logs import setup_logging
+from taskmill.schema import Status
+from taskmill.worker import metrics
+from taskmill.worker.context import TaskContext, TaskFailed
+from taskmill.worker.sources import Sources
+
+log = logging.getLogger("taskmill.worker")
+
+Algorithm = Callable[[dict[str, Any], TaskContext], Mapping[str, Any]]
+
+# Waits between retries of a report the api could not take (bounded backoff).
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+# A task that ends within this never pauses the consumer.
+QUICK_TASK_S = 1.0
+
+
+class KafkaConsumer(Protocol):
+    """The part of confluent_kafka.Consumer the worker uses."""
+
+    def subscribe(self, topics: list[str], on_assign: Any = ...) -> None: ...
+    def poll(self, timeout: float) -> Any: ...
+    def pause(self, partitions: list[TopicPartition]) -> None: ...
+    def resume(self, partitions: list[TopicPartition]) -> None: ...
+    def assignment(self) -> list[TopicPartition]: ...
+    def seek(self, partition: TopicPartition) -> None: ...
+    def store_offsets(self, message: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one run of the algorithm ended."""
+
+    status: Status
+    message: Any = None
+    result: Mapping[str, Any] | None = None
+
+
+class Worker:
+    """Runs one service's algorithm on the tasks of its topic."""
+
+    def __init__(self, config: Config, service: ServiceConfig, algorithm: Algorithm,
+                 api: ApiClient, consumer: KafkaConsumer, sources: Sources) -> None:
+        self._config = config
+        self._service = service
+        self._algorithm = algorithm
+        self._api = api
+        self._consumer = consumer
+        self._sources = sources
+        self._busy = False
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        """Consume until `stopping` is set, then close the consumer."""
+        self._consumer.subscribe([self._service.topic_name], on_assign=self._on_assign)
+        log.info("worker consuming %s in group %s", self._service.topic_name,
+                 self._service.consumer_id, extra={"service": self._service.name})
+        try:
+            while not self.stopping.is_set():
+                msg = self._consumer.poll(0.5)
+                if msg is not None:
+                    self.handle(msg)
+        finally:
+            self._consumer.close()
+            self._sources.close()
+            log.info("worker stopped", extra={"service": self._service.name})
+
+    def handle(self, msg: Any) -> None:
+        """Process one polled message to the end (or give it back on shutdown)."""
+        if msg.error() is not None:
+            if msg.error().code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", msg.error())
+            return
+        try:
+            task = decode(msg.value(), msg.headers())
+        except MessageDecodeError as ex:
+            metrics.DECODE_ERRORS.labels(self._service.name).inc()
+            log.error("skipping a message that is not a task: %s", ex,
+                      extra={"service": self._service.name})
+            self._store_offset(msg)
+            return
+        accepted = self._report(task, Outcome(Status.RUNNING))
+        if accepted is None:
+            return  # stopping before the api answered: the message will come again
+        if not accepted:
+            metrics.SKIPPED.labels(self._service.name).inc()
+            self._store_offset(msg)
+            return
+        outcome = self._execute(task)
+        if outcome is None or self._report(task, outcome) is None:
+            return  # given back on shutdown: not stored, so delivered again
+        self._store_offset(msg)
+
+    # -- running the algorithm -----------------------------------------------------------
+
+    def _execute(self, task: TaskMessage) -> Outcome | None:
+        box: dict[str, Outcome] = {}
+        ctx = TaskContext(task_id=task.task_id, service=task.service, attempt=task.attempt,
+                          source_name=task.source_name,
+                          _source=lambda: self._sources.get(task.source_name),
+                          _progress=lambda fraction, message: self._heartbeat(task, fraction,
+                                                                               message))
+        thread = threading.Thread(target=lambda: box.update(outcome=self._call(task, ctx)),
+                                  name=f"task-{task.task_id}", daemon=True)
+        started = time.monotonic()
+        metrics.IN_FLIGHT.labels(self._service.name).inc()
+        thread.start()
+        try:
+            # Most tasks end quickly: only a longer one needs the consumer kept alive.
+            thread.join(QUICK_TASK_S)
+            if thread.is_alive():
+                self._hold_partitions()
+                try:
+                    if not self._wait_for(thread, task):
+                        return None
+                finally:
+                    self._release_partitions()
+        finally:
+            metrics.IN_FLIGHT.labels(self._service.name).dec()
+            metrics.RUN_SECONDS.labels(self._service.name).observe(time.monotonic() - started)
+        outcome = box["outcome"]
+        metrics.TASKS.labels(self._service.name, outcome.status.value).inc()
+        return outcome
+
+    def _wait_for(self, thread: threading.Thread, task: TaskMessage) -> bool:
+        """Keep the consumer and the lease alive until the thread ends (False: gave up)."""
+        lifecycle = self._config.lifecycle
+        next_beat = time.monotonic()
+        give_up_at: float | None = None
+        while thread.is_alive():
+            now = time.monotonic()
+            if now >= next_beat:
+                self._heartbeat(task, None, None)
+                next_beat = now + lifecycle.heartbeat_s
+            if self.stopping.is_set() and give_up_at is None:
+                give_up_at = now + lifecycle.shutdown_grace_s
+            if give_up_at is not None and now > give_up_at:
+                log.warning("shutdown grace over; giving the task back", extra=_extra(task))
+                return False
+            self._poll_paused(0.1)
+            thread.join(0.1)
+        return True
+
+    def _call(self, task: TaskMessage, ctx: TaskContext) -> Outcome:
+        try:
+            result = self._algorithm(dict(task.condition), ctx)
+        except TaskFailed as ex:
+            return Outcome(Status.FAILED, message=str(ex))
+        except Exception as ex:  # an algorithm's bug must not kill the worker
+            log.exception("algorithm raised", extra=_extra(task))
+            return Outcome(Status.FAILED, message=f"{type(ex).__name__}: {ex}")
+        if not isinstance(result, Mapping):
+            return Outcome(Status.FAILED, message=f"algorithm returned {type(result).__name__}, "
+                                                  "not an object")
+        try:
+            json.dumps(result)
+        except (TypeError, ValueError) as ex:
+            return Outcome(Status.FAILED, message=f"algorithm result is not JSON: {ex}")
+        return Outcome(Status.FINISHED, result=result)
+
+    # -- talking to the api ---------------------------------------------------------------
+
+    def _report(self, task: TaskMessage, outcome: Outcome) -> bool | None:
+        """Report to the api: True accepted, False refused (skip), None gave up (stopping)."""
+        give_up_at = None
+        for attempt in itertools.count():
+            try:
+                self._api.update_status(task.task_id, outcome.status.value, outcome.message,
+                                        outcome.result, task.attempt)
+                return True
+            except ApiError as ex:
+                if 400 <= ex.http_status < 500:
+                    level = logging.INFO if ex.http_status == 409 else logging.WARNING
+                    log.log(level, "api refused %s: %s", outcome.status.value, ex.message,
+                            extra=_extra(task))
+                    return False
+                log.warning("api unavailable for %s (%s); retrying", outcome.status.value, ex,
+                            extra=_extra(task))
+            if self.stopping.is_set():
+                give_up_at = give_up_at or time.monotonic() + self._config.lifecycle.shutdown_grace_s
+                if outcome.status == Status.RUNNING or time.monotonic() > give_up_at:
+                    return None
+            self._idle(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+        raise AssertionError("unreachable")
+
+    def _heartbeat(self, task: TaskMessage, fraction: float | None, message: Any) -> None:
+        data: dict[str, Any] = {"task_id": task.task_id}
+        if task.attempt is not None:
+            data["attempt"] = task.attempt
+        if fraction is not None:
+            data["progress"] = fraction
+        if message is not None:
+            data["message"] = message
+        try:
+            self._api.call("/api/heartbeat_task", {"data": data})
+            metrics.HEARTBEATS.labels(self._service.name).inc()
+        except ApiError as ex:
+            log.warning("heartbeat not taken: %s", ex, extra=_extra(task))
+
+    # -- Kafka bookkeeping ----------------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if self._busy:  # a rebalance in the middle of a task: stay paused
+            consumer.pause(partitions)
+
+    def _hold_partitions(self) -> None:
+        self._busy = True
+        self._consumer.pause(self._consumer.assignment())
+
+    def _release_partitions(self) -> None:
+        self._busy = False
+        self._consumer.resume(self._consumer.assignment())
+
+    def _poll_paused(self, timeout_s: float) -> None:
+        msg = self._consumer.poll(timeout_s)
+        if msg is not None and msg.error() is None:
+            # Fetched before the pause took effect: rewind so it is delivered again.
+            self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+
+    def _idle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        self._hold_partitions()
+        try:
+            while time.monotonic() < deadline:
+                self._poll_paused(min(0.2, max(deadline - time.monotonic(), 0.0)))
+        finally:
+            self._release_partitions()
+
+    def _store_offset(self, msg: Any) -> None:
+        try:
+            self._consumer.store_offsets(message=msg)
+        except KafkaException as ex:  # partition revoked meanwhile: the next owner decides
+            log.info("offset not stored: %s", ex, extra={"service": self._service.name})
+
+
+def _extra(task: TaskMessage) -> dict[str, Any]:
+    return {"task_id": task.task_id, "service": task.service, "attempt": task.attempt}
+
+
+def serve(service_name: str, algorithm: Algorithm, argv: list[str] | None = None) -> None:
+    """Run a worker process for the named service until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog=f"taskmill-worker-{service_name}")
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="port of the Prometheus endpoint (0: none)")
+    parser.add_argument("--metrics-addr", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    setup_logging(f"worker-{service_name}")
+    config = load_config()
+    if service_name not in config.services:
+        raise SystemExit(f"service {service_name!r} is not in the config's service list")
+    if not config.auth_token:
+        raise SystemExit("AUTH_TOKEN is not set: the worker reports through the api with it")
+    service = config.service(service_name)
+    worker = Worker(config, service, algorithm, ApiClient(config.api.url, config.auth_token),
+                    Consumer(consumer_conf(config.kafka, service)), Sources(config.sources))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: finishing the current task, then stopping",
+                 signal.Signals(signum).name)
+        worker.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.metrics_addr)
+    worker.run()
