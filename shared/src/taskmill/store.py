@@ -84,6 +84,10 @@ class TaskStore:
             self._tasks.create_index([("start_requested_at", 1)], name="outbox")
             self._tasks.create_index([("status", 1), ("lease_until", 1)], name="leases")
 
+    def close(self) -> None:
+        """Close the connections to MongoDB."""
+        self._tasks.database.client.close()
+
     def ping(self) -> None:
         """Raise DependencyUnavailable unless MongoDB answers."""
         with _unavailable_as_error():

@@ -1,0 +1,121 @@
+"""Fixtures every test folder shares: the real infrastructure, per-test databases and topics.
+
+The addresses come from the environment that `scripts/test.sh` sets (or that you set to
+reuse a running stack: KAFKA_BOOTSTRAP_SERVERS, MONGO_URI, SOURCE_MYSQL_*). When a
+service cannot be reached the test is skipped locally and fails under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pymongo
+import pytest
+import yaml
+
+from taskmill.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent
+CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(what: str, ex: BaseException | None = None) -> None:
+    """Fail under CI, skip elsewhere: a missing service is a broken install in CI."""
+    reason = f"{what} is not reachable ({ex}); start it with scripts/infra.sh start"
+    if CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def kafka_servers() -> str:
+    """The bootstrap servers of a reachable Kafka."""
+    from confluent_kafka.admin import AdminClient
+
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    try:
+        AdminClient({"bootstrap.servers": servers}).list_topics(timeout=5)
+    except Exception as ex:  # noqa: BLE001 - any failure means "not reachable"
+        unavailable(f"Kafka at {servers}", ex)
+    return servers
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> str:
+    """The URI of a reachable MongoDB-protocol server (FerretDB locally)."""
+    uri = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017/")
+    try:
+        with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+            client.admin.command("ping")
+    except pymongo.errors.PyMongoError as ex:
+        unavailable(f"MongoDB at {uri}", ex)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def mysql_settings() -> dict[str, Any]:
+    """Connection settings of the MariaDB sample source, checked to answer."""
+    import pymysql
+
+    settings = {
+        "host": os.environ.get("SOURCE_MYSQL_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("SOURCE_MYSQL_PORT", "3306")),
+        "user": os.environ.get("SOURCE_MYSQL_USER", "taskmill"),
+        "password": os.environ.get("SOURCE_MYSQL_PASSWORD", ""),
+        "database": os.environ.get("SOURCE_MYSQL_DATABASE", "taskmill_sample"),
+    }
+    try:
+        pymysql.connect(connect_timeout=3, **settings).close()
+    except pymysql.err.MySQLError as ex:
+        unavailable(f"MariaDB at {settings['host']}:{settings['port']}", ex)
+    return settings
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for names this test owns."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def task_db(mongo_uri: str, unique: str) -> Iterator[str]:
+    """A task database of this test's own, dropped afterwards."""
+    name = f"t_{unique}"
+    yield name
+    with pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000) as client:
+        client.drop_database(name)
+
+
+def write_config(path: Path, services: Mapping[str, Mapping[str, str]],
+                 extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a config file in the shipped shape with the given services."""
+    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    raw["service"] = list(services)
+    raw["source_db"] = {name: dict(s) for name, s in services.items()}
+    for key, value in (extra or {}).items():
+        if isinstance(value, Mapping):
+            raw["taskmill"].setdefault(key, {}).update(value)
+        else:
+            raw["taskmill"][key] = value
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, mongo_uri: str, task_db: str) -> Any:
+    """Build a Config pointing at this test's database (and optional Kafka/topics)."""
+    def build(services: Mapping[str, Mapping[str, str]] | None = None,
+              env: Mapping[str, str] | None = None, **extra: Any) -> Config:
+        services = services or {
+            "aaa": {"source_name": "mongo", "topic_name": "mq_aaa", "consumer_id": "c_aaa"},
+            "bbb": {"source_name": "mysql", "topic_name": "mq_bbb", "consumer_id": "c_bbb"},
+        }
+        path = write_config(tmp_path / "config.yaml", services, extra)
+        environ = {"AUTH_TOKEN": "test-token", "MONGO_URI": mongo_uri, "MONGO_DBNAME": task_db,
+                   **(env or {})}
+        return load_config(path, environ)
+    return build

@@ -1,0 +1,328 @@
+"""Every endpoint over the real store (FerretDB), through falcon's test client."""
+
+import json
+import threading
+
+import pytest
+from falcon import testing
+
+from taskmill.store import TaskStore, connect
+from taskmill_api.app import create_app
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "test-token"
+UNKNOWN = "ts_aaa_" + "0" * 32
+
+
+@pytest.fixture
+def config(make_config):
+    return make_config()
+
+
+@pytest.fixture
+def store(config):
+    store = TaskStore(connect(config.mongo), lease_s=30)
+    store.ensure_indexes()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def client(config, store):
+    return testing.TestClient(create_app(config, store), headers={"Authorization": TOKEN})
+
+
+def post(client, route, body=None, **kwargs):
+    return client.simulate_post(route, json=body, **kwargs)
+
+
+def create(client, service="aaa", condition=None, start=False):
+    data = {"service": service, "condition": condition or {}}
+    if start:
+        data["start"] = True
+    answer = post(client, "/api/create_task", {"data": data})
+    assert answer.status_code == 200, answer.json
+    return answer.json["task_id"]
+
+
+def report(client, task_id, status, **extra):
+    return post(client, "/api/update_status_task",
+                {"data": {"task_id": task_id, "status": status, **extra}})
+
+
+def test_the_originals_requests_get_the_originals_answers(client, store):
+    """Requests written as in the original document get the answers it shows."""
+    # 1.8: the services
+    answer = client.simulate_post("/api/service_task")
+    assert answer.json == {"result": "ok", "count": 2, "data": ["aaa", "bbb"]}
+    # 1.1: create
+    body = json.dumps({"data": {"service": "aaa", "condition": {"x": "x"}}})
+    answer = client.simulate_post("/api/create_task", body=body,
+                                  headers={"Content-Type": "application/json"})
+    assert answer.json["result"] == "ok" and answer.json["task_id"].startswith("ts_aaa_")
+    task_id = answer.json["task_id"]
+    assert post(client, "/api/create_task",
+                {"data": {"service": "search_user", "condition": {"x": "x"}}}).json == \
+        {"result": "exception", "message": "service not support"}
+    # 1.6 start, then a worker's 1.3 updates, then 1.4 result and 1.2 status
+    assert post(client, "/api/start_task", {"task_id": task_id}).json == \
+        {"result": "ok", "task_id": task_id}
+    store.claim_due(10, 30, ["aaa"])
+    store.mark_published(task_id, 1)
+    assert report(client, task_id, "running", message="msg").json == \
+        {"result": "ok", "status": {"task_id": task_id, "status": "running"}}
+    report(client, task_id, "finished", result={"x": "x"})
+    result = post(client, "/api/result_task", {"data": {"task_id": task_id}}).json
+    assert result["result"] == "ok" and result["data"] == {"x": "x"}
+    assert result["spend_time"] >= 0 and result["start_time"] and result["end_time"]
+    [status] = post(client, "/api/status_task", {"data": [{"task_id": task_id}]}).json["status"]
+    assert {k: status[k] for k in ("task_id", "status", "message")} == \
+        {"task_id": task_id, "status": "finished", "message": None}
+    # 1.5 list, 1.7 update condition
+    listed = post(client, "/api/tasks", {"p_size": 10, "page": 1, "service": "aaa",
+                                         "status": "finished"}).json
+    assert listed["total"] == 1 and listed["data"][0]["condition"] == {"x": "x"}
+    assert post(client, "/api/update_task", {"task_id": task_id, "condition": {"y": 1}}).json == \
+        {"result": "ok", "task_id": task_id}
+
+
+def test_status_task_answers_in_order_with_invalid_for_unknown(client):
+    """Up to max_status_task ids, answered in the order asked; unknown ids are Invalid."""
+    a, b = create(client), create(client, "bbb")
+    answer = post(client, "/api/status_task",
+                  {"data": [{"task_id": b}, {"task_id": "nope"}, {"task_id": a}]}).json
+    assert [(s["task_id"], s["status"]) for s in answer["status"]] == \
+        [(b, "ready"), ("nope", "Invalid"), (a, "ready")]
+
+
+def test_create_and_start_in_one_call(client, store):
+    """`start: true` records the start so the dispatcher picks the task up."""
+    task_id = create(client, start=True)
+    [due] = store.claim_due(10, 30, ["aaa"])
+    assert due["task_id"] == task_id and due["attempt"] == 1
+
+
+@pytest.mark.parametrize("route, body, message", [
+    ("/api/create_task", {"data": {"service": "aaa"}}, "Invalid parameter: condition is required"),
+    ("/api/create_task", {"data": {"service": 1, "condition": {}}}, "service must be a string"),
+    ("/api/create_task", {"data": {"service": {"$ne": None}, "condition": {}}},
+     "service must be a string"),
+    ("/api/create_task", {"data": {"service": "aaa", "condition": "x"}}, "condition must be a JSON"),
+    ("/api/create_task", {"data": {"service": "aaa", "condition": {"$where": "1"}}},
+     "keys must not start with '$'"),
+    ("/api/create_task", {"data": {"service": "aaa", "condition": {"a": {"b.c": 1}}}},
+     "keys must not start with '$' or contain '.'"),
+    ("/api/create_task", {"data": {"service": "aaa", "condition": {}, "start": "yes"}},
+     "start must be true or false"),
+    ("/api/create_task", {"service": "aaa", "condition": {}}, "data is required"),
+    ("/api/create_task", [1], "body must be a JSON object"),
+    ("/api/status_task", {"data": []}, "data must list 1 to 10 tasks, not 0"),
+    ("/api/status_task", {"data": [{"task_id": "x"}] * 11}, "data must list 1 to 10 tasks, not 11"),
+    ("/api/status_task", {"data": {"task_id": "x"}}, "data must be a list"),
+    ("/api/status_task", {"data": [{"task_id": {"$ne": None}}]}, "data[0].task_id must be"),
+    ("/api/status_task", {"data": [{"id": "x"}]}, "data[0].task_id is required"),
+    ("/api/update_status_task", {"data": {"task_id": UNKNOWN, "status": "done"}},
+     "status must be one of running, finished, failed"),
+    ("/api/update_status_task", {"data": {"task_id": UNKNOWN, "status": "running",
+                                          "attempt": True}}, "attempt must be"),
+    ("/api/update_status_task", {"data": {"task_id": UNKNOWN, "status": "running",
+                                          "result": {}}}, "result is only accepted with status"),
+    ("/api/result_task", {"data": {"task_id": 5}}, "task_id must be a non-empty string"),
+    ("/api/tasks", {"p_size": 0}, "Invalid parameter: p_size must be an integer between 1 and 100"),
+    ("/api/tasks", {"p_size": 101}, "p_size must be an integer between 1 and 100"),
+    ("/api/tasks", {"p_size": "10"}, "p_size must be an integer between 1 and 100"),
+    ("/api/tasks", {"page": 0}, "page must be an integer between 1"),
+    ("/api/tasks", {"status": "Invalid"}, "status must be one of ready, waiting"),
+    ("/api/tasks", {"status": {"$ne": None}}, "status must be one of"),
+    ("/api/tasks", {"sevice": "aaa"}, "unknown field sevice"),
+    ("/api/start_task", {}, "task_id is required"),
+    ("/api/start_task", {"task_id": ["x"]}, "task_id must be a non-empty string"),
+    ("/api/update_task", {"task_id": UNKNOWN}, "condition is required"),
+    ("/api/service_task", {"x": 1}, "unknown field x"),
+])
+def test_bad_parameters_are_400_and_change_nothing(client, store, route, body, message):
+    """Each bad shape answers 400 with what exactly is wrong, and writes nothing."""
+    answer = post(client, route, body)
+    assert answer.status_code == 400
+    assert answer.json["result"] == "exception"
+    assert message in answer.json["message"]
+    assert store.list(page=1, p_size=10)[0] == 0
+
+
+def test_unknown_service_is_service_not_support(client):
+    """The original's words for an unknown service, also when filtering the list."""
+    for route, body in [("/api/create_task", {"data": {"service": "ccc", "condition": {}}}),
+                        ("/api/tasks", {"service": "ccc"})]:
+        answer = post(client, route, body)
+        assert (answer.status_code, answer.json["message"]) == (400, "service not support")
+
+
+@pytest.mark.parametrize("route, body", [
+    ("/api/result_task", {"data": {"task_id": UNKNOWN}}),
+    ("/api/start_task", {"task_id": UNKNOWN}),
+    ("/api/start_task", {"data": {"task_id": UNKNOWN}}),
+    ("/api/update_task", {"task_id": UNKNOWN, "condition": {}}),
+    ("/api/update_status_task", {"data": {"task_id": UNKNOWN, "status": "running"}}),
+    ("/api/heartbeat_task", {"data": {"task_id": UNKNOWN}}),
+])
+def test_unknown_task_is_404(client, route, body):
+    """Single-task endpoints answer 404 for a task that does not exist."""
+    answer = post(client, route, body)
+    assert answer.status_code == 404
+    assert answer.json == {"result": "exception", "message": f"task {UNKNOWN} not found"}
+
+
+def test_illegal_transitions_are_409_naming_both_states(client):
+    """A worker cannot skip states or move a task backwards."""
+    task_id = create(client)
+    answer = report(client, task_id, "finished")
+    assert answer.status_code == 409
+    assert answer.json["message"] == f"task {task_id} cannot go from ready to finished"
+    post(client, "/api/start_task", {"task_id": task_id})
+    report(client, task_id, "running")  # published, not yet confirmed: allowed
+    report(client, task_id, "failed", message="boom")
+    answer = report(client, task_id, "running")
+    assert answer.status_code == 409 and "from failed to running" in answer.json["message"]
+
+
+def test_stale_attempt_is_409(client):
+    """An update carrying an attempt that is not the current one is refused."""
+    task_id = create(client, start=True)
+    answer = report(client, task_id, "running", attempt=2)
+    assert answer.status_code == 409 and "attempt 2" in answer.json["message"]
+    assert report(client, task_id, "running", attempt=1).status_code == 200
+
+
+def test_start_rules(client):
+    """Start from ready once, again from failed (attempt + 1), never while busy."""
+    task_id = create(client)
+    assert post(client, "/api/start_task", {"task_id": task_id}).status_code == 200
+    second = post(client, "/api/start_task", {"data": {"task_id": task_id}})
+    assert second.status_code == 409 and "already started" in second.json["message"]
+    report(client, task_id, "running")
+    assert post(client, "/api/start_task", {"task_id": task_id}).status_code == 409
+    busy = post(client, "/api/update_task", {"task_id": task_id, "condition": {"a": 1}})
+    assert busy.status_code == 409
+    report(client, task_id, "failed", message="bad luck")
+    assert post(client, "/api/start_task", {"task_id": task_id}).status_code == 200
+    [status] = post(client, "/api/status_task", {"data": [{"task_id": task_id}]}).json["status"]
+    assert (status["status"], status["attempt"]) == ("ready", 2)
+
+
+def test_concurrent_double_start_exactly_one_succeeds(client):
+    """Two starts of one task at the same moment: one 200, one 409."""
+    for _ in range(5):
+        task_id = create(client)
+        codes = []
+        barrier = threading.Barrier(2)
+
+        def start():
+            barrier.wait()
+            codes.append(post(client, "/api/start_task", {"task_id": task_id}).status_code)
+
+        threads = [threading.Thread(target=start) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(codes) == [200, 409]
+
+
+def test_result_of_an_unfinished_task_says_where_it_is(client):
+    """data is null until the task finishes; status tells where it is."""
+    task_id = create(client)
+    answer = post(client, "/api/result_task", {"data": {"task_id": task_id}}).json
+    assert (answer["status"], answer["data"], answer["spend_time"]) == ("ready", None, None)
+
+
+def test_list_paging(client):
+    """total counts every match; pages hold p_size, newest first."""
+    ids = [create(client, "bbb" if i % 2 else "aaa") for i in range(5)]
+    page = post(client, "/api/tasks", {"p_size": 2, "page": 2}).json
+    assert (page["total"], page["count"]) == (5, 2)
+    assert [t["task_id"] for t in page["data"]] == list(reversed(ids))[2:4]
+    only_bbb = post(client, "/api/tasks", {"service": "bbb"}).json
+    assert only_bbb["total"] == 2 and {t["service"] for t in only_bbb["data"]} == {"bbb"}
+    assert post(client, "/api/tasks", {"page": 9}).json["data"] == []
+    assert post(client, "/api/tasks").json["total"] == 5
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "wrong"}, {"Authorization": "Bearer x"},
+                                     {"Authorization": ""}])
+def test_bad_or_missing_token_is_401(config, store, headers):
+    """Without the right token nothing is answered but 401."""
+    client = testing.TestClient(create_app(config, store))
+    answer = client.simulate_post("/api/service_task", headers=headers)
+    assert answer.status_code == 401
+    assert answer.json["result"] == "exception"
+
+
+def test_bearer_token_is_accepted(config, store):
+    """`Authorization: Bearer <token>` works as well as the bare token."""
+    client = testing.TestClient(create_app(config, store))
+    answer = client.simulate_post("/api/service_task", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+
+
+def test_health_metrics_and_openapi_need_no_token(config, store):
+    """Probes, metrics and the API description are public."""
+    client = testing.TestClient(create_app(config, store))
+    assert client.simulate_get("/healthz").status_code == 200
+    assert client.simulate_get("/readyz").status_code == 200
+    assert b"taskmill_api_requests_total" in client.simulate_get("/metrics").content
+    doc = client.simulate_get("/api/openapi.json").json
+    assert set(doc["paths"]) >= {"/api/create_task", "/api/status_task", "/api/update_status_task",
+                                 "/api/result_task", "/api/tasks", "/api/start_task",
+                                 "/api/update_task", "/api/service_task"}
+
+
+def test_oversize_and_non_json_bodies(make_config, store):
+    """Too large: 413; not JSON: 400; declared as something else: 415."""
+    config = make_config(api={"max_body_bytes": 100})
+    client = testing.TestClient(create_app(config, store), headers={"Authorization": TOKEN})
+    big = {"data": {"service": "aaa", "condition": {"x": "y" * 200}}}
+    assert post(client, "/api/create_task", big).status_code == 413
+    broken = client.simulate_post("/api/create_task", body="{not json",
+                                  headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and "not valid UTF-8 JSON" in broken.json["message"]
+    form = client.simulate_post("/api/create_task", body="a=b",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415 and form.json["result"] == "exception"
+    assert store.list(page=1, p_size=10)[0] == 0
+
+
+def test_unknown_route_and_method_keep_the_contract_body(client):
+    """Even falcon's own 404 and 405 answer with the contract's body."""
+    assert post(client, "/api/nothing").json["result"] == "exception"
+    wrong = client.simulate_get("/api/tasks")
+    assert wrong.status_code == 405 and wrong.json["result"] == "exception"
+
+
+def test_store_down_is_503_quickly(make_config):
+    """With MongoDB unreachable the api answers 503 with the contract's body, in bounded time."""
+    config = make_config(env={"MONGO_URI": "mongodb://127.0.0.1:1/"}, mongo_timeout_ms=300)
+    store = TaskStore(connect(config.mongo))
+    try:
+        client = testing.TestClient(create_app(config, store), headers={"Authorization": TOKEN})
+        answer = post(client, "/api/create_task", {"data": {"service": "aaa", "condition": {}}})
+        assert answer.status_code == 503
+        assert answer.json["result"] == "exception" and "MongoDB" in answer.json["message"]
+        assert client.simulate_get("/readyz").status_code == 503
+    finally:
+        store.close()
+
+
+def test_heartbeat_renews_a_running_tasks_lease(client):
+    """A heartbeat stores progress and message; only a running task has a lease."""
+    task_id = create(client, start=True)
+    refused = post(client, "/api/heartbeat_task", {"data": {"task_id": task_id}})
+    assert refused.status_code == 409
+    report(client, task_id, "running", attempt=1)
+    beat = post(client, "/api/heartbeat_task",
+                {"data": {"task_id": task_id, "attempt": 1, "progress": 0.5, "message": "half"}})
+    assert beat.status_code == 200 and beat.json["status"]["lease_until"]
+    [status] = post(client, "/api/status_task", {"data": [{"task_id": task_id}]}).json["status"]
+    assert (status["progress"], status["message"]) == (0.5, "half")
+    bad = post(client, "/api/heartbeat_task", {"data": {"task_id": task_id, "progress": 2}})
+    assert bad.status_code == 400

@@ -1,0 +1,122 @@
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pymongo
+import pytest
+
+from taskmill.config import ServiceConfig
+from taskmill.errors import DependencyUnavailable, StateConflict, TaskNotFound
+from taskmill.schema import Status
+from taskmill.store import TaskStore, connect
+
+pytestmark = pytest.mark.integration
+
+AAA = ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa")
+
+
+@pytest.fixture
+def store(make_config):
+    config = make_config()
+    store = TaskStore(connect(config.mongo), lease_s=30)
+    store.ensure_indexes()
+    yield store
+    store.close()
+
+
+def test_documents_round_trip_through_the_server(store: TaskStore):
+    """A created task reads back with the original's fields and times in UTC."""
+    task = store.create(AAA, {"x": "x", "nested": {"list": [1, "二"]}})
+    back = store.get(task["task_id"])
+    assert back["condition"] == {"x": "x", "nested": {"list": [1, "二"]}}
+    assert back["status"] == "ready"
+    assert back["status_message"] == {"failed": None, "running": None, "finished": None}
+    assert back["create_time"] == task["create_time"]
+    assert back["create_time"].tzinfo is not None
+    assert back["start_time"] is None and back["end_time"] is None
+
+
+def test_task_id_is_unique(store: TaskStore, make_config):
+    """The unique task_id index refuses a second document with the same id."""
+    task = store.create(AAA, {})
+    collection = connect(make_config().mongo)
+    try:
+        with pytest.raises(pymongo.errors.DuplicateKeyError):
+            collection.insert_one({"task_id": task["task_id"], "status": "ready"})
+        assert collection.count_documents({"task_id": task["task_id"]}) == 1
+    finally:
+        collection.database.client.close()
+
+
+def test_unknown_task_is_not_found(store: TaskStore):
+    """Reads and changes of an unknown task raise TaskNotFound."""
+    with pytest.raises(TaskNotFound):
+        store.get("ts_aaa_" + "0" * 32)
+    with pytest.raises(TaskNotFound):
+        store.request_start("ts_aaa_" + "0" * 32)
+
+
+def test_two_concurrent_starts_one_wins(store: TaskStore):
+    """Of many simultaneous starts of one task exactly one succeeds."""
+    for _ in range(5):
+        task_id = store.create(AAA, {})["task_id"]
+        outcomes: list[str] = []
+        barrier = threading.Barrier(8)
+
+        def start() -> None:
+            barrier.wait()
+            try:
+                store.request_start(task_id)
+                outcomes.append("ok")
+            except StateConflict:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=start) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["conflict"] * 7 + ["ok"]
+        assert store.get(task_id)["attempt"] == 1
+
+
+def test_lifecycle_and_fencing(store: TaskStore):
+    """Start, publish, run and finish; stale attempts and illegal moves are refused."""
+    task_id = store.create(AAA, {})["task_id"]
+    store.request_start(task_id)
+    [claimed] = store.claim_due(10, 30, ["aaa"])
+    assert claimed["task_id"] == task_id
+    assert store.claim_due(10, 30, ["aaa"]) == []  # claimed: nobody else takes it
+    assert store.mark_published(task_id, 1)
+    with pytest.raises(StateConflict, match="cannot go from waiting to finished"):
+        store.report(task_id, Status.FINISHED, attempt=1)
+    with pytest.raises(StateConflict, match="attempt 0 .* is stale"):
+        store.report(task_id, Status.RUNNING, attempt=0)
+    running = store.report(task_id, Status.RUNNING, "go", attempt=1)
+    assert running["start_time"] is not None and running["status_message"]["running"] == "go"
+    done = store.report(task_id, Status.FINISHED, "done", {"answer": 42}, attempt=1)
+    assert done["result"] == {"answer": 42}
+    assert [e["status"] for e in done["history"]] == ["ready", "ready", "waiting", "running",
+                                                     "finished"]
+    with pytest.raises(StateConflict, match="only a ready or failed task"):
+        store.request_start(task_id)
+
+
+def test_list_pages_newest_first(store: TaskStore):
+    """The list counts all matches and pages them newest first."""
+    clock = iter(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(100))
+    timed = TaskStore(store._tasks, clock=lambda: next(clock))
+    ids = [timed.create(AAA, {"i": i})["task_id"] for i in range(7)]
+    total, page = store.list(page=2, p_size=3)
+    assert total == 7
+    assert [t["task_id"] for t in page] == list(reversed(ids))[3:6]
+
+
+def test_unreachable_server_is_dependency_unavailable(make_config):
+    """A store whose server does not answer raises DependencyUnavailable, in bounded time."""
+    config = make_config(env={"MONGO_URI": "mongodb://127.0.0.1:1/"}, mongo_timeout_ms=300)
+    store = TaskStore(connect(config.mongo))
+    try:
+        with pytest.raises(DependencyUnavailable):
+            store.get("ts_aaa_" + "0" * 32)
+    finally:
+        store.close()
