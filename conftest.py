@@ -15,11 +15,9 @@ from typing import Any
 
 import pymongo
 import pytest
-import yaml
-
 from taskmill.config import Config, load_config
+from tests.helpers import write_config
 
-ROOT = Path(__file__).resolve().parent
 CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -88,21 +86,6 @@ def task_db(mongo_uri: str, unique: str) -> Iterator[str]:
     yield name
     with pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000) as client:
         client.drop_database(name)
-
-
-def write_config(path: Path, services: Mapping[str, Mapping[str, str]],
-                 extra: Mapping[str, Any] | None = None) -> Path:
-    """Write a config file in the shipped shape with the given services."""
-    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    raw["service"] = list(services)
-    raw["source_db"] = {name: dict(s) for name, s in services.items()}
-    for key, value in (extra or {}).items():
-        if isinstance(value, Mapping):
-            raw["taskmill"].setdefault(key, {}).update(value)
-        else:
-            raw["taskmill"][key] = value
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 @pytest.fixture

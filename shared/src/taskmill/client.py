@@ -25,6 +25,8 @@ class ApiClient:
         self._token = token
         self._timeout_s = timeout_s
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[http.client.HTTPConnection] = []
 
     def call(self, route: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """POST body to route; return the answer, or raise ApiError / ApiUnavailable."""
@@ -38,8 +40,7 @@ class ApiClient:
                 raw = response.read()
                 break
             except (http.client.HTTPException, OSError) as ex:
-                conn.close()
-                self._local.conn = None
+                self._drop(conn)
                 # A kept-alive connection the server closed: one fresh try.
                 if not (retry and isinstance(ex, http.client.RemoteDisconnected | BrokenPipeError
                                              | ConnectionResetError)):
@@ -53,11 +54,12 @@ class ApiClient:
         return answer  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close the connections of every thread."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     # -- the contract's routes ------------------------------------------------------------
 
@@ -106,10 +108,19 @@ class ApiClient:
         """Return the configured services."""
         return list(self.call("/api/service_task")["data"])
 
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        self._local.conn = None
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
             conn = kind(self._host, self._port, timeout=self._timeout_s)
             self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
         return conn

@@ -1,19 +1,9 @@
-import importlib.util
-from pathlib import Path
-
 import pymysql
 import pytest
 
+from tests.helpers import sample_data
+
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def sample_data():
-    spec = importlib.util.spec_from_file_location("sample_data", ROOT / "scripts" / "sample_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_mariadb_answers_on_the_sample_data(mysql_settings):

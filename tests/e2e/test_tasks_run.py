@@ -1,0 +1,107 @@
+"""Tasks really run: create → start → Kafka → worker → finished, on the real stack."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+from confluent_kafka import Producer
+
+from taskmill.codec import TaskMessage
+from tests.helpers import sample_data
+
+pytestmark = pytest.mark.e2e
+
+
+def runs(result: dict) -> Counter:
+    return Counter(event["status"] for event in result["history"])
+
+
+def test_a_task_of_each_service_finishes_with_the_right_result(start_system):
+    """aaa searches the users, bbb aggregates the orders; times are in order."""
+    system = start_system()
+    aaa = system.api.create_task("aaa", {"city": "Berlin", "limit": 3})
+    bbb = system.api.create_task("bbb", {"group_by": "status", "country": "DE"})
+    for task_id in (aaa, bbb):
+        system.api.start_task(task_id)
+    system.wait_final([aaa, bbb])
+
+    data = sample_data()
+    berlin = [u for u in data.users() if u["city"] == "Berlin"]
+    result = system.api.result_task(aaa)
+    assert result["status"] == "finished", result
+    assert result["data"] == {"total": len(berlin), "users": berlin[:3]}
+    start, end = (datetime.fromisoformat(result[k].replace("Z", "+00:00"))
+                  for k in ("start_time", "end_time"))
+    assert start <= end and result["spend_time"] == pytest.approx((end - start).total_seconds(),
+                                                                  abs=0.002)
+    assert [e["status"] for e in result["history"]][-2:] == ["running", "finished"]
+
+    german = {c["id"] for c in data.customers() if c["country"] == "DE"}
+    expected = Counter()
+    for order in data.orders():
+        if order["customer_id"] in german:
+            expected[order["status"]] += 1
+    result = system.api.result_task(bbb)
+    assert result["status"] == "finished", result
+    assert {row["key"]: row["orders"] for row in result["data"]["rows"]} == dict(expected)
+
+
+@pytest.mark.parametrize("service, condition, message", [
+    ("aaa", {"limit": 0}, "limit must be a positive integer"),
+    ("aaa", {"city": ["Berlin", "Lima"]}, "must be a string, number, boolean or null"),
+    ("bbb", {"group_by": "day"}, "group_by must be one of country, status, month"),
+    ("bbb", {"since": "2026-13-01"}, "since must be a date YYYY-MM-DD"),
+])
+def test_a_bad_condition_ends_failed_with_its_message(start_system, service, condition, message):
+    """A condition the algorithm cannot accept ends the task failed, saying why."""
+    system = start_system(workers=(service,))
+    task_id = system.api.create_task(service, condition, start=True)
+    [status] = system.wait_final([task_id])
+    assert status["status"] == "failed"
+    assert message in status["message"]
+
+
+def test_200_tasks_started_at_once_all_end_none_twice(start_system):
+    """A burst of 200 starts: every task ends, each ran exactly once."""
+    system = start_system(workers=("aaa",))
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda i: system.api.create_task("aaa", {"limit": 1}, start=True),
+                            range(200)))
+    statuses = system.wait_final(ids, timeout_s=240)
+    assert Counter(s["status"] for s in statuses) == {"finished": 200}
+    for task_id in ids[::10]:
+        assert runs(system.api.result_task(task_id))["running"] == 1
+
+
+def test_a_message_published_twice_runs_once(start_system, kafka_servers):
+    """A duplicate of an already-run task's message is recognised and skipped."""
+    system = start_system(workers=("aaa",))
+    task_id = system.api.create_task("aaa", {"limit": 1}, start=True)
+    system.wait_final([task_id])
+    producer = Producer({"bootstrap.servers": kafka_servers})
+    duplicate = TaskMessage(task_id, "aaa", "mongo", {"limit": 1}, attempt=1)
+    producer.produce(system.services["aaa"]["topic_name"], value=duplicate.encode(),
+                     key=duplicate.key(), headers=duplicate.headers())
+    producer.flush(10)
+    marker = system.api.create_task("aaa", {"limit": 1}, start=True)  # behind the duplicate
+    system.wait_final([marker])
+    result = system.api.result_task(task_id)
+    assert runs(result) == {"ready": 1, "waiting": 1, "running": 1, "finished": 1} or \
+        runs(result) == {"ready": 1, "running": 1, "finished": 1}
+
+
+def test_a_worker_sent_sigterm_mid_stream_loses_nothing(start_system):
+    """SIGTERM makes a worker finish its task and leave; a new one takes the rest."""
+    system = start_system(workers=("aaa",))
+    ids = [system.api.create_task("aaa", {"limit": 1}, start=True) for _ in range(60)]
+    system.wait_final(ids[:5], timeout_s=60)
+    assert system.stop("worker-aaa", signal.SIGTERM) == 0
+    system.start_worker("aaa", name="worker-aaa-2")
+    statuses = system.wait_final(ids, timeout_s=120)
+    assert Counter(s["status"] for s in statuses) == {"finished": 60}
+    for task_id in ids:
+        assert runs(system.api.result_task(task_id))["running"] == 1

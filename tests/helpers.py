@@ -1,0 +1,37 @@
+"""Helpers the test folders share (fixtures live in the root conftest.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_config(path: Path, services: Mapping[str, Mapping[str, str]],
+                 extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a config file in the shipped shape with the given services and settings."""
+    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    raw["service"] = list(services)
+    raw["source_db"] = {name: dict(s) for name, s in services.items()}
+    for key, value in (extra or {}).items():
+        if isinstance(value, Mapping):
+            raw["taskmill"].setdefault(key, {}).update(value)
+        else:
+            raw["taskmill"][key] = value
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def sample_data() -> ModuleType:
+    """Import scripts/sample_data.py: what the example sources hold."""
+    spec = importlib.util.spec_from_file_location("sample_data", ROOT / "scripts" / "sample_data.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
