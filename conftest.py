@@ -15,6 +15,7 @@ from typing import Any
 
 import pymongo
 import pytest
+
 from taskmill.config import Config, load_config
 from tests.helpers import write_config
 
@@ -24,9 +25,7 @@ CI = os.environ.get("CI", "").lower() == "true"
 def unavailable(what: str, ex: BaseException | None = None) -> None:
     """Fail under CI, skip elsewhere: a missing service is a broken install in CI."""
     reason = f"{what} is not reachable ({ex}); start it with scripts/infra.sh start"
-    if CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
+    pytest.fail(reason) if CI else pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -55,27 +55,32 @@ def test_unknown_task_is_not_found(store: TaskStore):
         store.request_start("ts_aaa_" + "0" * 32)
 
 
+def start_at_once(store: TaskStore, task_id: str, callers: int) -> list[str]:
+    """Call request_start from `callers` threads released together; return the outcomes."""
+    outcomes: list[str] = []
+    barrier = threading.Barrier(callers)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            store.request_start(task_id)
+            outcomes.append("ok")
+        except StateConflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=start) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
 def test_two_concurrent_starts_one_wins(store: TaskStore):
     """Of many simultaneous starts of one task exactly one succeeds."""
     for _ in range(5):
         task_id = store.create(AAA, {})["task_id"]
-        outcomes: list[str] = []
-        barrier = threading.Barrier(8)
-
-        def start() -> None:
-            barrier.wait()
-            try:
-                store.request_start(task_id)
-                outcomes.append("ok")
-            except StateConflict:
-                outcomes.append("conflict")
-
-        threads = [threading.Thread(target=start) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(outcomes) == ["conflict"] * 7 + ["ok"]
+        assert sorted(start_at_once(store, task_id, 8)) == ["conflict"] * 7 + ["ok"]
         assert store.get(task_id)["attempt"] == 1
 
 

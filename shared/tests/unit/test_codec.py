@@ -45,8 +45,8 @@ def test_decode_reads_messages_of_original_producers():
     (b'{"Task": {"task_id": 1}}', "task_id must be a string"),
     (b'{"Task": {"task_id": "x", "service": "aaa", "source_name": "m", "condition": {}}}',
      "is not a task id"),
-    (('{"Task": {"task_id": "%s", "service": "aaa", "source_name": "m", "condition": []}}'
-      % TASK_ID).encode(), "condition must be an object"),
+    (f'{{"Task": {{"task_id": "{TASK_ID}", "service": "aaa", "source_name": "m", '
+     f'"condition": []}}}}'.encode(), "condition must be an object"),
 ])
 def test_decode_refuses_what_is_not_the_contracts_message(value, reason):
     """Every malformed value is one MessageDecodeError saying why."""

@@ -210,23 +210,26 @@ def test_start_rules(client):
     assert (status["status"], status["attempt"]) == ("ready", 2)
 
 
+def start_twice_at_once(client, task_id):
+    codes = []
+    barrier = threading.Barrier(2)
+
+    def start():
+        barrier.wait()
+        codes.append(post(client, "/api/start_task", {"task_id": task_id}).status_code)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return codes
+
+
 def test_concurrent_double_start_exactly_one_succeeds(client):
     """Two starts of one task at the same moment: one 200, one 409."""
     for _ in range(5):
-        task_id = create(client)
-        codes = []
-        barrier = threading.Barrier(2)
-
-        def start():
-            barrier.wait()
-            codes.append(post(client, "/api/start_task", {"task_id": task_id}).status_code)
-
-        threads = [threading.Thread(target=start) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(codes) == [200, 409]
+        assert sorted(start_twice_at_once(client, create(client))) == [200, 409]
 
 
 def test_result_of_an_unfinished_task_says_where_it_is(client):
