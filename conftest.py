@@ -92,10 +92,6 @@ def make_config(tmp_path: Path, mongo_uri: str, task_db: str) -> Any:
     """Build a Config pointing at this test's database (and optional Kafka/topics)."""
     def build(services: Mapping[str, Mapping[str, str]] | None = None,
               env: Mapping[str, str] | None = None, **extra: Any) -> Config:
-        services = services or {
-            "aaa": {"source_name": "mongo", "topic_name": "mq_aaa", "consumer_id": "c_aaa"},
-            "bbb": {"source_name": "mysql", "topic_name": "mq_bbb", "consumer_id": "c_bbb"},
-        }
         path = write_config(tmp_path / "config.yaml", services, extra)
         environ = {"AUTH_TOKEN": "test-token", "MONGO_URI": mongo_uri, "MONGO_DBNAME": task_db,
                    **(env or {})}

@@ -23,6 +23,7 @@ start() {
   eval "$("$ROOT/scripts/infra.sh" env)"
   export TASKMILL_CONFIG=${TASKMILL_CONFIG:-$ROOT/config/config.yaml}
   export TASKMILL_API_URL=http://127.0.0.1:$API_PORT
+  GIVEN_TOKEN=${AUTH_TOKEN:-}
   AUTH_TOKEN=$(auth_token)
   export AUTH_TOKEN
 
@@ -43,8 +44,10 @@ Taskmill is up.
   Kafka 127.0.0.1:$KAFKA_PORT, FerretDB (MongoDB protocol) 127.0.0.1:$FERRETDB_PORT, MariaDB 127.0.0.1:$MARIADB_PORT
   pids in $RUN_DIR, logs in $LOG_DIR
 INFO
-  if [ -n "${TASKMILL_PRINT_TOKEN:-1}" ]; then
-    printf '  token: export AUTH_TOKEN=%s\n' "$AUTH_TOKEN"
+  if [ -n "$GIVEN_TOKEN" ]; then
+    printf '  token: the AUTH_TOKEN of your environment\n'
+  else
+    printf '  token: export AUTH_TOKEN=%s   (made once, kept in %s)\n' "$AUTH_TOKEN" "$TOKEN_FILE"
   fi
   printf '  try:   curl -s -X POST -H "Authorization: $AUTH_TOKEN" http://127.0.0.1:%s/api/service_task\n\n' "$API_PORT"
 }

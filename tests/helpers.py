@@ -13,12 +13,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_config(path: Path, services: Mapping[str, Mapping[str, str]],
+def write_config(path: Path, services: Mapping[str, Mapping[str, str]] | None = None,
                  extra: Mapping[str, Any] | None = None) -> Path:
-    """Write a config file in the shipped shape with the given services and settings."""
+    """Write the shipped config with other services (default: the shipped ones) and settings."""
     raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    raw["service"] = list(services)
-    raw["source_db"] = {name: dict(s) for name, s in services.items()}
+    if services is not None:
+        raw["service"] = list(services)
+        raw["source_db"] = {name: dict(s) for name, s in services.items()}
     for key, value in (extra or {}).items():
         if isinstance(value, Mapping):
             raw["taskmill"].setdefault(key, {}).update(value)

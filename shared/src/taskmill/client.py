@@ -87,14 +87,15 @@ class ApiClient:
                       result: Mapping[str, Any] | None = None,
                       attempt: int | None = None) -> dict[str, Any]:
         """Report a worker's status change."""
-        data: dict[str, Any] = {"task_id": task_id, "status": status}
-        if message is not None:
-            data["message"] = message
-        if result is not None:
-            data["result"] = dict(result)
-        if attempt is not None:
-            data["attempt"] = attempt
+        data = _given(task_id=task_id, status=status, message=message,
+                      result=None if result is None else dict(result), attempt=attempt)
         return self.call("/api/update_status_task", {"data": data})
+
+    def heartbeat(self, task_id: str, attempt: int | None = None, progress: float | None = None,
+                  message: Any = None) -> dict[str, Any]:
+        """Renew a running task's lease, with optional progress (0..1) and message."""
+        data = _given(task_id=task_id, attempt=attempt, progress=progress, message=message)
+        return self.call("/api/heartbeat_task", {"data": data})
 
     def tasks(self, **filters: Any) -> dict[str, Any]:
         """Return one page of the task list (p_size, page, service, status)."""
@@ -124,3 +125,8 @@ class ApiClient:
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """Keep the fields that have a value: optional ones are left out, not sent as null."""
+    return {name: value for name, value in fields.items() if value is not None}

@@ -13,7 +13,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote_plus
@@ -225,7 +225,7 @@ def _kafka(block: Mapping[str, Any], env: Mapping[str, str], extra: Mapping[str,
 def _api(extra: Mapping[str, Any], env: Mapping[str, str]) -> ApiConfig:
     api = _section(ApiConfig, extra, "api")
     if "TASKMILL_API_URL" in env:
-        api = ApiConfig(max_body_bytes=api.max_body_bytes, url=env["TASKMILL_API_URL"])
+        api = replace(api, url=env["TASKMILL_API_URL"])
     return api
 
 

@@ -16,13 +16,16 @@ def common_conf(kafka: KafkaConfig) -> dict[str, Any]:
     return conf
 
 
-def producer_conf(kafka: KafkaConfig) -> dict[str, Any]:
-    """Return a producer that the broker confirms durably, without duplicates on retry."""
+def producer_conf(kafka: KafkaConfig, delivery_timeout_s: float = 30.0) -> dict[str, Any]:
+    """Return a producer that the broker confirms durably, without duplicates on retry.
+
+    A message not confirmed within delivery_timeout_s is reported as failed.
+    """
     return common_conf(kafka) | {
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 2,
-        "message.timeout.ms": 30000,
+        "message.timeout.ms": int(delivery_timeout_s * 1000),
     }
 
 

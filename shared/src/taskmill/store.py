@@ -129,6 +129,7 @@ class TaskStore:
     def create(self, service: ServiceConfig, condition: Mapping[str, Any], start: bool = False) -> Task:
         """Insert a new task in status ready (its start recorded when start is true)."""
         now = self._clock()
+        attempt = 1 if start else 0
         task: Task = {
             "task_id": self._new_id(service.name),
             "status": Status.READY.value,
@@ -141,13 +142,13 @@ class TaskStore:
             "update_time": now,
             "status_message": {"failed": None, "running": None, "finished": None},
             "result": None,
-            "attempt": 1 if start else 0,
+            "attempt": attempt,
             "start_requested_at": now if start else None,
             "claim_until": None,
             "lease_until": None,
             "progress": None,
             "version": 1,
-            "history": [_event(Status.READY, now, 1 if start else 0, "started" if start else None)],
+            "history": [_event(Status.READY, now, attempt, "started" if start else None)],
         }
         with _unavailable_as_error():
             try:
@@ -164,7 +165,7 @@ class TaskStore:
             if status not in STARTABLE:
                 raise StateConflict(f"task {task_id} is {status}; only a ready or failed task "
                                     "can be started")
-            if status == Status.READY and task.get("start_requested_at") is not None:
+            if _start_pending(task):
                 raise StateConflict(f"task {task_id} is already started")
             attempt = task["attempt"] + 1
             return {
@@ -181,7 +182,7 @@ class TaskStore:
             if task["status"] in BUSY:
                 raise StateConflict(f"task {task_id} is {task['status']}; its condition cannot "
                                     "change until it ends")
-            if task["status"] == Status.READY and task.get("start_requested_at") is not None:
+            if _start_pending(task):
                 raise StateConflict(f"task {task_id} is already started; its condition cannot "
                                     "change until it ends")
             return {"$set": {"condition": dict(condition)}}
@@ -194,9 +195,7 @@ class TaskStore:
         """Apply a worker's status report, refusing stale attempts and illegal transitions."""
         def change(task: Task, now: datetime) -> dict[str, Any]:
             current = task["status"]
-            if attempt is not None and attempt != task["attempt"]:
-                raise StateConflict(f"attempt {attempt} of task {task_id} is stale; the current "
-                                    f"attempt is {task['attempt']} ({current})")
+            _check_attempt(task, attempt)
             if current not in WORKER_TRANSITIONS[status] and not _published_unconfirmed(task, status):
                 raise StateConflict(f"task {task_id} cannot go from {current} to {status}")
             fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message}
@@ -215,9 +214,7 @@ class TaskStore:
                   message: Any = None) -> Task:
         """Renew a running task's lease, with optional progress and message."""
         def change(task: Task, now: datetime) -> dict[str, Any]:
-            if attempt is not None and attempt != task["attempt"]:
-                raise StateConflict(f"attempt {attempt} of task {task_id} is stale; the current "
-                                    f"attempt is {task['attempt']} ({task['status']})")
+            _check_attempt(task, attempt)
             if task["status"] != Status.RUNNING:
                 raise StateConflict(f"task {task_id} is {task['status']}; only a running task "
                                     "has a lease to renew")
@@ -260,15 +257,9 @@ class TaskStore:
                           "claim_until": None, "update_time": now},
                  "$inc": {"version": 1},
                  "$push": {"history": _event(Status.WAITING, now, attempt, None)}})
-            if done.modified_count:
-                return True
-            # Re-published (recovered) tasks are already waiting; a worker may also have
-            # reported running before this confirmation arrived.
-            self._tasks.update_one(
-                {"task_id": task_id, "attempt": attempt, "start_requested_at": {"$ne": None}},
-                {"$set": {"start_requested_at": None, "claim_until": None},
-                 "$inc": {"version": 1}})
-            return False
+        # No match: a worker reported running first (which cleared the start), or the
+        # task was started again meanwhile; either way there is nothing left to record.
+        return bool(done.modified_count)
 
     def release_claim(self, task_id: str, attempt: int) -> None:
         """Give a claimed task back to the outbox (publication failed)."""
@@ -297,11 +288,22 @@ class TaskStore:
         raise StateConflict(f"task {task_id} is being changed concurrently; try again")
 
 
+def _start_pending(task: Task) -> bool:
+    """Tell whether the task's start is recorded but its publication is not yet confirmed."""
+    return task["status"] == Status.READY and task.get("start_requested_at") is not None
+
+
 def _published_unconfirmed(task: Task, status: Status) -> bool:
     # A worker holds the message of a task whose publication the dispatcher has not
     # recorded yet: the message in its hands proves the publication.
-    return (status == Status.RUNNING and task["status"] == Status.READY
-            and task.get("start_requested_at") is not None)
+    return status == Status.RUNNING and _start_pending(task)
+
+
+def _check_attempt(task: Task, attempt: int | None) -> None:
+    """Refuse an update that names an attempt other than the task's current one."""
+    if attempt is not None and attempt != task["attempt"]:
+        raise StateConflict(f"attempt {attempt} of task {task['task_id']} is stale; the current "
+                            f"attempt is {task['attempt']} ({task['status']})")
 
 
 def _event(status: Status, when: datetime, attempt: int, message: Any) -> dict[str, Any]:

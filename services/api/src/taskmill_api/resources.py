@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from taskmill.config import Config
+from taskmill.schema import iso
 from taskmill.store import TaskStore
 from taskmill_api import metrics, views
 from taskmill_api.validation import Validator
@@ -44,7 +45,7 @@ class Tasks:
         task = self._store.heartbeat(ask.task_id, ask.attempt, ask.progress, ask.message)
         resp.media = {"result": "ok", "status": {"task_id": task["task_id"],
                                                  "status": task["status"],
-                                                 "lease_until": views.iso(task["lease_until"])}}
+                                                 "lease_until": iso(task["lease_until"])}}
 
     def on_post_result(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.task_ref(req.context.body, wrapped_only=True)

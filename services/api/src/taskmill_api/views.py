@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from taskmill.schema import INVALID, Status, iso
-
-__all__ = ["history_event", "iso", "list_item", "result", "status_item"]
 from taskmill.store import Task
 
 

@@ -18,7 +18,7 @@ from taskmill.kafka import common_conf, producer_conf
 from taskmill.logs import setup_logging
 from taskmill.store import TaskStore, connect
 from taskmill_dispatcher import metrics
-from taskmill_dispatcher.relay import Relay
+from taskmill_dispatcher.relay import Relay, delivery_timeout_s
 from taskmill_dispatcher.topics import ensure_topics
 
 log = logging.getLogger("taskmill_dispatcher")
@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config()
     store = TaskStore(connect(config.mongo, appname="taskmill-dispatcher"),
                       lease_s=config.lifecycle.lease_s)
-    timeout_ms = int(config.lifecycle.dispatch_claim_s * 1000 * 0.7)
-    producer = Producer(producer_conf(config.kafka) | {"message.timeout.ms": timeout_ms})
+    producer = Producer(producer_conf(config.kafka, delivery_timeout_s(config)))
     admin = AdminClient(common_conf(config.kafka))
     dispatcher = Dispatcher(config, store, producer, admin)
 

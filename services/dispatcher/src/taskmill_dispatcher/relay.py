@@ -35,6 +35,15 @@ class _Outcome:
     done: bool = False
 
 
+def delivery_timeout_s(config: Config) -> float:
+    """How long the broker may take to confirm a message.
+
+    Publication must settle well within a claim, or a second dispatcher could take the
+    task over while this one still waits for the broker.
+    """
+    return config.lifecycle.dispatch_claim_s * 0.7
+
+
 class Relay:
     """Moves started tasks from the store to their services' topics, at least once."""
 
@@ -45,9 +54,8 @@ class Relay:
         self._producer = producer
         self._batch_size = batch_size
         self._clock = clock
-        # Publication must settle well within a claim, or a second dispatcher could
-        # take the task over while this one still waits for the broker.
-        self._flush_timeout_s = config.lifecycle.dispatch_claim_s * 0.8
+        # The producer fails a message after delivery_timeout_s; wait a little longer.
+        self._flush_timeout_s = delivery_timeout_s(config) + 1.0
 
     def run_once(self) -> int:
         """Publish one batch of due tasks; return how many the broker confirmed."""

@@ -10,7 +10,6 @@ partitions paused, so the consumer stays in its group however long the task take
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import signal
@@ -195,7 +194,8 @@ class Worker:
     def _report(self, task: TaskMessage, outcome: Outcome) -> bool | None:
         """Report to the api: True accepted, False refused (skip), None gave up (stopping)."""
         give_up_at = None
-        for attempt in itertools.count():
+        retries = 0
+        while True:
             try:
                 self._api.update_status(task.task_id, outcome.status.value, outcome.message,
                                         outcome.result, task.attempt)
@@ -212,19 +212,12 @@ class Worker:
                 give_up_at = give_up_at or time.monotonic() + self._config.lifecycle.shutdown_grace_s
                 if outcome.status == Status.RUNNING or time.monotonic() > give_up_at:
                     return None
-            self._idle(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
-        raise AssertionError("unreachable")
+            self._idle(BACKOFF_S[min(retries, len(BACKOFF_S) - 1)])
+            retries += 1
 
     def _heartbeat(self, task: TaskMessage, fraction: float | None, message: Any) -> None:
-        data: dict[str, Any] = {"task_id": task.task_id}
-        if task.attempt is not None:
-            data["attempt"] = task.attempt
-        if fraction is not None:
-            data["progress"] = fraction
-        if message is not None:
-            data["message"] = message
         try:
-            self._api.call("/api/heartbeat_task", {"data": data})
+            self._api.heartbeat(task.task_id, task.attempt, fraction, message)
             metrics.HEARTBEATS.labels(self._service.name).inc()
         except ApiError as ex:
             log.warning("heartbeat not taken: %s", ex, extra=_extra(task))
