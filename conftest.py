@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 
 from taskmill.config import Config, load_config
 from tests.helpers import write_config
+from tests.servers import PrivateServer
 
 CI = os.environ.get("CI", "").lower() == "true"
 
@@ -97,3 +98,19 @@ def make_config(tmp_path: Path, mongo_uri: str, task_db: str) -> Any:
                    **(env or {})}
         return load_config(path, environ)
     return build
+
+
+@pytest.fixture
+def private_server() -> Iterator[Callable[[str], PrivateServer]]:
+    """Start private servers ("kafka", "ferretdb") that this test may stop, kill and restart."""
+    servers: list[PrivateServer] = []
+
+    def start(name: str) -> PrivateServer:
+        server = PrivateServer.create(name)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.remove()

@@ -4,9 +4,16 @@
 # SQLite, built from the Go module proxy) and MariaDB (Debian), all on 127.0.0.1.
 #
 #   scripts/infra.sh install          fetch and build what is missing (cached in .local/)
-#   scripts/infra.sh start            start the three servers and wait until they answer
+#   scripts/infra.sh start            start the three servers and wait until they answer,
+#                                     then load the sample data
 #   scripts/infra.sh stop             stop them (data stays in .local/data)
+#   scripts/infra.sh start|stop|kill SERVER...
+#                                     only these (kafka, ferretdb, mariadb); kill is SIGKILL
 #   scripts/infra.sh env              print the addresses as shell assignments
+#
+# Ports come from KAFKA_PORT, KAFKA_CONTROLLER_PORT, FERRETDB_PORT and MARIADB_PORT, and
+# pids, logs and data from TASKMILL_STATE (default .local): the fault tests run private
+# servers that way.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -50,7 +57,7 @@ install_mariadb() {
 }
 
 start_kafka() {
-  local dir=$DATA_DIR/kafka props=$LOCAL/kafka/server.properties
+  local dir=$DATA_DIR/kafka props=$RUN_DIR/kafka.properties
   sed -e "s|@LOG_DIR@|$dir|" -e "s|@PORT@|$KAFKA_PORT|" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|" \
     "$ROOT/infra/kafka/server.properties.in" >"$props"
   if [ ! -f "$dir/meta.properties" ]; then
@@ -130,10 +137,44 @@ export TASKMILL_MARIADB_SOCKET=$MARIADB_SOCKET
 ENV
 }
 
-case ${1:-} in
+SERVERS=(kafka ferretdb mariadb)
+
+# start_server NAME: start one server and wait until it answers.
+start_server() {
+  case $1 in
+    kafka) start_kafka; wait_for "Kafka on :$KAFKA_PORT" 120 kafka kafka_ready ;;
+    ferretdb) start_ferretdb; wait_for "FerretDB on :$FERRETDB_PORT" 60 ferretdb ferretdb_ready ;;
+    mariadb) start_mariadb; wait_for "MariaDB on :$MARIADB_PORT" 60 mariadb mariadb_ready ;;
+    *) die "unknown server $1 (one of ${SERVERS[*]})" ;;
+  esac
+}
+
+stop_server() {
+  case $1 in
+    kafka) stop_bg kafka 30 ;;
+    ferretdb) stop_bg ferretdb 10 ;;
+    mariadb) stop_bg mariadb 30 ;;
+    *) die "unknown server $1 (one of ${SERVERS[*]})" ;;
+  esac
+}
+
+kill_server() {
+  local pid_file=$RUN_DIR/$1.pid
+  [ -f "$pid_file" ] || return 0
+  kill -KILL "$(cat "$pid_file")" 2>/dev/null || true
+  rm -f "$pid_file"
+  log "$1 killed"
+}
+
+command=${1:-}; shift || true
+case $command in
   install)
     install_python; install_kafka; install_ferretdb; install_mariadb ;;
   start)
+    if [ $# -gt 0 ]; then
+      for server in "$@"; do start_server "$server"; done
+      exit 0
+    fi
     start_kafka; start_ferretdb; start_mariadb
     wait_for "Kafka on :$KAFKA_PORT" 120 kafka kafka_ready
     wait_for "FerretDB on :$FERRETDB_PORT" 60 ferretdb ferretdb_ready
@@ -142,9 +183,12 @@ case ${1:-} in
     load_sample_data
     log "infrastructure ready: Kafka 127.0.0.1:$KAFKA_PORT, FerretDB 127.0.0.1:$FERRETDB_PORT, MariaDB 127.0.0.1:$MARIADB_PORT" ;;
   stop)
-    stop_bg mariadb 30; stop_bg ferretdb 10; stop_bg kafka 30 ;;
+    [ $# -gt 0 ] || set -- mariadb ferretdb kafka
+    for server in "$@"; do stop_server "$server"; done ;;
+  kill)
+    for server in "$@"; do kill_server "$server"; done ;;
   env)
     print_env ;;
   *)
-    echo "usage: $0 install|start|stop|env" >&2; exit 2 ;;
+    echo "usage: $0 install|start [SERVER...]|stop [SERVER...]|kill SERVER...|env" >&2; exit 2 ;;
 esac

@@ -3,9 +3,12 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCAL=${TASKMILL_LOCAL:-$ROOT/.local}
-RUN_DIR=$LOCAL/run
-LOG_DIR=$LOCAL/log
-DATA_DIR=$LOCAL/data
+# Where running servers keep pids, logs and data; tests point it elsewhere to run
+# private servers beside the shared ones (with other ports).
+STATE=${TASKMILL_STATE:-$LOCAL}
+RUN_DIR=$STATE/run
+LOG_DIR=$STATE/log
+DATA_DIR=$STATE/data
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$DATA_DIR"
 
 KAFKA_PORT=${KAFKA_PORT:-9092}
