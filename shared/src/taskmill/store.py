@@ -76,11 +76,12 @@ class TaskStore:
         """Create the indexes the queries need (idempotent)."""
         with _unavailable_as_error():
             self._tasks.create_index("task_id", unique=True, name="task_id_unique")
-            self._tasks.create_index([("create_time", -1)], name="newest")
-            self._tasks.create_index([("service", 1), ("create_time", -1)], name="service_newest")
-            self._tasks.create_index([("status", 1), ("create_time", -1)], name="status_newest")
-            self._tasks.create_index([("service", 1), ("status", 1), ("create_time", -1)],
-                                     name="service_status_newest")
+            # The list's sort (create_time, task_id) newest first, after its filters.
+            newest = [("create_time", -1), ("task_id", -1)]
+            self._tasks.create_index(newest, name="list_newest")
+            self._tasks.create_index([("service", 1), *newest], name="list_service")
+            self._tasks.create_index([("status", 1), *newest], name="list_status")
+            self._tasks.create_index([("service", 1), ("status", 1), *newest], name="list_service_status")
             self._tasks.create_index([("start_requested_at", 1)], name="outbox")
             self._tasks.create_index([("status", 1), ("lease_until", 1)], name="leases")
 
@@ -128,28 +129,7 @@ class TaskStore:
 
     def create(self, service: ServiceConfig, condition: Mapping[str, Any], start: bool = False) -> Task:
         """Insert a new task in status ready (its start recorded when start is true)."""
-        now = self._clock()
-        attempt = 1 if start else 0
-        task: Task = {
-            "task_id": self._new_id(service.name),
-            "status": Status.READY.value,
-            "service": service.name,
-            "source_name": service.source_name,
-            "condition": dict(condition),
-            "start_time": None,
-            "end_time": None,
-            "create_time": now,
-            "update_time": now,
-            "status_message": {"failed": None, "running": None, "finished": None},
-            "result": None,
-            "attempt": attempt,
-            "start_requested_at": now if start else None,
-            "claim_until": None,
-            "lease_until": None,
-            "progress": None,
-            "version": 1,
-            "history": [_event(Status.READY, now, attempt, "started" if start else None)],
-        }
+        task = new_task(self._new_id(service.name), service, condition, start, self._clock())
         with _unavailable_as_error():
             try:
                 self._tasks.insert_one(task)
@@ -286,6 +266,32 @@ class TaskStore:
                 new.pop("_id", None)
                 return new
         raise StateConflict(f"task {task_id} is being changed concurrently; try again")
+
+
+def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any], start: bool,
+             now: datetime) -> Task:
+    """The document of a new task, in status ready (its start recorded when start is true)."""
+    attempt = 1 if start else 0
+    return {
+        "task_id": task_id,
+        "status": Status.READY.value,
+        "service": service.name,
+        "source_name": service.source_name,
+        "condition": dict(condition),
+        "start_time": None,
+        "end_time": None,
+        "create_time": now,
+        "update_time": now,
+        "status_message": {"failed": None, "running": None, "finished": None},
+        "result": None,
+        "attempt": attempt,
+        "start_requested_at": now if start else None,
+        "claim_until": None,
+        "lease_until": None,
+        "progress": None,
+        "version": 1,
+        "history": [_event(Status.READY, now, attempt, "started" if start else None)],
+    }
 
 
 def _start_pending(task: Task) -> bool:

@@ -1,0 +1,91 @@
+"""Scale: `tasks` page 1 and `status_task` latency with 10k, 100k and 1M tasks in the store.
+
+    uv run python -m bench.scale [--sizes 10000,100000,1000000] [--repeat 20]
+
+Fills a fresh database of MONGO_URI with tasks (the store's own document shape, mixed
+services and statuses, one second apart), then times the store calls the two endpoints
+make. The database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+import uuid
+from datetime import timedelta
+
+from bench.figures import save, table, timed_ms
+from taskmill.config import MongoConfig, ServiceConfig
+from taskmill.schema import Status, new_task_id, utcnow
+from taskmill.store import TaskStore, connect, new_task
+
+SERVICES = [ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa"),
+            ServiceConfig("bbb", "mysql", "mq_bbb", "c_bbb")]
+STATUSES = [s.value for s in Status]
+
+
+def fill(store_collection, start: int, stop: int, rng: random.Random) -> list[str]:
+    """Insert tasks number start..stop-1 (task n created n seconds after an epoch); their ids."""
+    epoch = utcnow() - timedelta(days=400)
+    batch, ids = [], []
+    for n in range(start, stop):
+        service = SERVICES[n % 2]
+        doc = new_task(new_task_id(service.name), service, {"n": n}, False,
+                       epoch + timedelta(seconds=n))
+        doc["status"] = rng.choice(STATUSES)
+        batch.append(doc)
+        ids.append(doc["task_id"])
+        if len(batch) == 5000:
+            store_collection.insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        store_collection.insert_many(batch, ordered=False)
+    return ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.scale")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    uri = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017/")
+    dbname = f"bench_scale_{uuid.uuid4().hex[:8]}"
+    collection = connect(MongoConfig(uri=uri, dbname=dbname, collection="tasks", timeout_ms=60000))
+    store = TaskStore(collection)
+    store.ensure_indexes()
+    rng = random.Random(7)
+    rows, ids = [], []
+    try:
+        loaded = 0
+        for size in sizes:
+            began = time.perf_counter()
+            ids += fill(collection, loaded, size, rng)
+            load_s = time.perf_counter() - began
+            print(f"loaded {size - loaded:,} tasks in {load_s:.1f}s "
+                  f"({(size - loaded) / load_s:,.0f}/s)", flush=True)
+            loaded = size
+            sample = rng.sample(ids, 10)
+            calls = {
+                "tasks page 1": lambda: store.list(1, 20),
+                "tasks page 1 service": lambda: store.list(1, 20, service="aaa"),
+                "tasks page 1 service+status": lambda: store.list(1, 20, service="aaa",
+                                                                  status="finished"),
+                "tasks page 50 service": lambda: store.list(50, 20, service="aaa"),
+                "status_task 10 ids": lambda ids=sample: store.get_many(ids),
+            }
+            for name, call in calls.items():
+                figures = timed_ms(call, args.repeat)
+                rows.append({"tasks": size, "call": name, **figures})
+                print(f"  {name}: p50 {figures['p50_ms']:.1f} ms", flush=True)
+    finally:
+        collection.database.client.drop_database(dbname)
+        store.close()
+    print(table("store latency by number of tasks (ms)", rows))
+    print(f"figures: {save('scale', {'repeat': args.repeat, 'rows': rows})}")
+
+
+if __name__ == "__main__":
+    main()
