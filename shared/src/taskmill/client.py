@@ -85,10 +85,11 @@ class ApiClient:
 
     def update_status(self, task_id: str, status: str, message: Any = None,
                       result: Mapping[str, Any] | None = None,
-                      attempt: int | None = None) -> dict[str, Any]:
-        """Report a worker's status change."""
+                      attempt: int | None = None, retry: bool = False) -> dict[str, Any]:
+        """Report a worker's status change (`retry`: a failure worth another attempt)."""
         data = _given(task_id=task_id, status=status, message=message,
-                      result=None if result is None else dict(result), attempt=attempt)
+                      result=None if result is None else dict(result), attempt=attempt,
+                      retry=retry or None)
         return self.call("/api/update_status_task", {"data": data})
 
     def heartbeat(self, task_id: str, attempt: int | None = None, progress: float | None = None,

@@ -79,9 +79,23 @@ class LifecycleConfig:
     lease_s: float = 60.0
     heartbeat_s: float = 15.0
     max_attempts: int = 3
+    waiting_timeout_s: float = 86400.0
+    recovery_interval_s: float = 5.0
     dispatch_claim_s: float = 30.0
     dispatch_poll_s: float = 0.1
     shutdown_grace_s: float = 25.0
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """A service's retries of a failed run (opt in: one attempt means no retry)."""
+
+    max_attempts: int = 1
+    backoff_s: float = 10.0
+
+    def delay_s(self, attempts: int) -> float:
+        """The wait before the next attempt, after `attempts` failed ones (doubling)."""
+        return self.backoff_s * 2 ** (attempts - 1)
 
 
 @dataclass(frozen=True)
@@ -118,10 +132,18 @@ class Config:
     lifecycle: LifecycleConfig = LifecycleConfig()
     api: ApiConfig = ApiConfig()
     sources: SourcesConfig = SourcesConfig()
+    retries: Mapping[str, RetryConfig] = field(default_factory=dict)
 
     def service(self, name: str) -> ServiceConfig:
         """Return the named service's settings (KeyError when not configured)."""
         return self.services[name]
+
+    def retry(self, service: str) -> RetryConfig:
+        """The service's retry policy (none unless configured)."""
+        return self.retries.get(service, NO_RETRY)
+
+
+NO_RETRY = RetryConfig()
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -158,6 +180,7 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         lifecycle=_section(LifecycleConfig, extra, "lifecycle"),
         api=_api(extra, env),
         sources=_sources(extra, env),
+        retries=_retries(extra, services),
     )
 
 
@@ -247,17 +270,25 @@ def _sources(extra: Mapping[str, Any], env: Mapping[str, str]) -> SourcesConfig:
     return SourcesConfig(**values)
 
 
-def _section(kind: type[T], extra: Mapping[str, Any], key: str) -> T:
-    block = _mapping(extra.get(key) or {}, f"taskmill.{key}")
+def _retries(extra: Mapping[str, Any], services: Mapping[str, ServiceConfig]) -> dict[str, RetryConfig]:
+    block = _mapping(extra.get("retries") or {}, "taskmill.retries")
+    unknown = set(block) - set(services)
+    if unknown:
+        raise ConfigError(f"taskmill.retries.{sorted(unknown)[0]} is not a configured service")
+    return {name: _section(RetryConfig, block, name, prefix="taskmill.retries.") for name in block}
+
+
+def _section(kind: type[T], extra: Mapping[str, Any], key: str, prefix: str = "taskmill.") -> T:
+    block = _mapping(extra.get(key) or {}, f"{prefix}{key}")
     defaults = kind()
     fields = {f: type(getattr(defaults, f)) for f in kind.__dataclass_fields__}  # type: ignore[attr-defined]
     unknown = set(block) - set(fields)
     if unknown:
-        raise ConfigError(f"taskmill.{key}.{sorted(unknown)[0]} is not a known setting")
-    values = {name: _convert(block[name], fields[name], f"taskmill.{key}.{name}") for name in block}
+        raise ConfigError(f"{prefix}{key}.{sorted(unknown)[0]} is not a known setting")
+    values = {name: _convert(block[name], fields[name], f"{prefix}{key}.{name}") for name in block}
     for name, value in values.items():
         if isinstance(value, int | float) and value <= 0:
-            raise ConfigError(f"taskmill.{key}.{name} must be positive")
+            raise ConfigError(f"{prefix}{key}.{name} must be positive")
     return kind(**values)
 
 

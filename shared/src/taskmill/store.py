@@ -16,7 +16,7 @@ import pymongo
 from pymongo.collection import Collection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 
-from taskmill.config import MongoConfig, ServiceConfig
+from taskmill.config import Config, LifecycleConfig, MongoConfig, RetryConfig, ServiceConfig
 from taskmill.errors import DependencyUnavailable, StateConflict, TaskNotFound
 from taskmill.schema import (
     BUSY,
@@ -63,12 +63,21 @@ def _unavailable_as_error() -> Iterator[None]:
 class TaskStore:
     """Tasks in one MongoDB collection."""
 
-    def __init__(self, collection: Collection[Task], clock: Clock = utcnow,
-                 id_factory: Callable[[str], str] = new_task_id, lease_s: float = 60.0) -> None:
+    def __init__(self, collection: Collection[Task], lifecycle: LifecycleConfig | None = None,
+                 retries: Mapping[str, RetryConfig] | None = None, clock: Clock = utcnow,
+                 id_factory: Callable[[str], str] = new_task_id) -> None:
         self._tasks = collection
+        self._lifecycle = lifecycle = lifecycle or LifecycleConfig()
+        self._retries = dict(retries or {})
         self._clock = clock
         self._new_id = id_factory
-        self._lease = timedelta(seconds=lease_s)
+        self._lease = timedelta(seconds=lifecycle.lease_s)
+        self._waiting_timeout = timedelta(seconds=lifecycle.waiting_timeout_s)
+
+    @classmethod
+    def open(cls, config: Config, appname: str = "taskmill") -> TaskStore:
+        """The store of a configured process, connected to its MongoDB."""
+        return cls(connect(config.mongo, appname), config.lifecycle, config.retries)
 
     # -- set-up and health ---------------------------------------------------------------
 
@@ -149,7 +158,8 @@ class TaskStore:
                 raise StateConflict(f"task {task_id} is already started")
             attempt = task["attempt"] + 1
             return {
-                "$set": {"status": Status.READY.value, "attempt": attempt, "start_requested_at": now,
+                "$set": {"status": Status.READY.value, "attempt": attempt, "run_attempts": 1,
+                         "start_requested_at": now,
                          "claim_until": None, "lease_until": None, "start_time": None,
                          "end_time": None, "result": None, "progress": None},
                 "$push": {"history": _event(Status.READY, now, attempt, "started")},
@@ -171,13 +181,24 @@ class TaskStore:
     # -- changes reported by workers ------------------------------------------------------
 
     def report(self, task_id: str, status: Status, message: Any = None,
-               result: Mapping[str, Any] | None = None, attempt: int | None = None) -> Task:
-        """Apply a worker's status report, refusing stale attempts and illegal transitions."""
+               result: Mapping[str, Any] | None = None, attempt: int | None = None,
+               retry: bool = False) -> Task:
+        """Apply a worker's status report, refusing stale attempts and illegal transitions.
+
+        A failure reported with `retry` is run again when the service's retry policy has
+        attempts left (after its backoff); otherwise the task ends failed.
+        """
         def change(task: Task, now: datetime) -> dict[str, Any]:
             current = task["status"]
             _check_attempt(task, attempt)
             if current not in WORKER_TRANSITIONS[status] and not _published_unconfirmed(task, status):
                 raise StateConflict(f"task {task_id} cannot go from {current} to {status}")
+            failed = _event(status, now, task["attempt"], message)
+            if status == Status.FAILED and retry:
+                policy = self._retries.get(task["service"])
+                if policy is not None and task.get("run_attempts", 1) < policy.max_attempts:
+                    return self._run_again(task, now, [failed], policy.delay_s(task["run_attempts"]),
+                                           f"retry after: {message}")
             fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message}
             if status == Status.RUNNING:
                 fields.update(start_time=now, lease_until=now + self._lease,
@@ -186,8 +207,7 @@ class TaskStore:
                 fields.update(end_time=now, lease_until=None)
             if status == Status.FINISHED:
                 fields.update(result=dict(result or {}), progress=1.0)
-            return {"$set": fields,
-                    "$push": {"history": _event(status, now, task["attempt"], message)}}
+            return {"$set": fields, "$push": {"history": failed}}
         return self._compare_and_set(task_id, change)
 
     def heartbeat(self, task_id: str, attempt: int | None, progress: float | None = None,
@@ -211,7 +231,7 @@ class TaskStore:
     def claim_due(self, limit: int, claim_s: float, services: Sequence[str]) -> list[Task]:
         """Claim up to `limit` tasks of `services` due for publication, oldest first."""
         now = self._clock()
-        query = {"start_requested_at": {"$ne": None}, "service": {"$in": list(services)},
+        query = {"start_requested_at": {"$lte": now}, "service": {"$in": list(services)},
                  "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
         with _unavailable_as_error():
             candidates = list(self._tasks.find(query, {"_id": 0, "history": 0})
@@ -227,14 +247,16 @@ class TaskStore:
             return claimed
 
     def mark_published(self, task_id: str, attempt: int) -> bool:
-        """Record that the broker confirmed the task's message; ready becomes waiting."""
+        """Record that the broker confirmed the task's message: the task waits for a worker."""
         now = self._clock()
         with _unavailable_as_error():
             done = self._tasks.update_one(
-                {"task_id": task_id, "attempt": attempt, "status": Status.READY.value,
+                {"task_id": task_id, "attempt": attempt,
+                 "status": {"$in": [Status.READY.value, Status.WAITING.value]},
                  "start_requested_at": {"$ne": None}},
                 {"$set": {"status": Status.WAITING.value, "start_requested_at": None,
-                          "claim_until": None, "update_time": now},
+                          "claim_until": None, "update_time": now,
+                          "lease_until": now + self._waiting_timeout},
                  "$inc": {"version": 1},
                  "$push": {"history": _event(Status.WAITING, now, attempt, None)}})
         # No match: a worker reported running first (which cleared the start), or the
@@ -246,6 +268,55 @@ class TaskStore:
         with _unavailable_as_error():
             self._tasks.update_one({"task_id": task_id, "attempt": attempt},
                                    {"$set": {"claim_until": None}, "$inc": {"version": 1}})
+
+    # -- recovery of lost runs ------------------------------------------------------------
+
+    def recover_expired(self, limit: int, services: Sequence[str]) -> list[Task]:
+        """Run again (or fail) up to `limit` tasks whose lease expired; return their new state.
+
+        A running task's lease lapses when its worker stops renewing it (the worker died or
+        stalled); a waiting task's when no worker took its message for waiting_timeout_s.
+        Each is put back to waiting with a new attempt and published again, until the run
+        has had max_attempts attempts; then it fails.
+        """
+        now = self._clock()
+        query = {"status": {"$in": [Status.RUNNING.value, Status.WAITING.value]},
+                 "lease_until": {"$lt": now}, "service": {"$in": list(services)}}
+        with _unavailable_as_error():
+            expired = [t["task_id"] for t in self._tasks.find(query, {"_id": 0, "task_id": 1})
+                       .sort([("lease_until", 1)]).limit(limit)]
+        recovered = []
+        for task_id in expired:
+            try:
+                recovered.append(self._compare_and_set(task_id, self._recovery))
+            except (StateConflict, TaskNotFound):
+                continue  # renewed, reported or recovered by someone else meanwhile
+        return recovered
+
+    def _recovery(self, task: Task, now: datetime) -> dict[str, Any]:
+        lease = task.get("lease_until")
+        if task["status"] not in BUSY or lease is None or lease >= now:
+            raise StateConflict(f"task {task['task_id']} is no longer expired")
+        tries = task.get("run_attempts", 1)
+        lost = ("worker lost" if task["status"] == Status.RUNNING
+                else "no worker took the task")
+        if tries >= self._lifecycle.max_attempts:
+            message = f"{lost} after {tries} attempts"
+            return {"$set": {"status": Status.FAILED.value, "status_message.failed": message,
+                             "end_time": now, "lease_until": None},
+                    "$push": {"history": _event(Status.FAILED, now, task["attempt"], message)}}
+        return self._run_again(task, now, [], 0.0, f"{lost} (lease expired)")
+
+    def _run_again(self, task: Task, now: datetime, events: list[dict[str, Any]], delay_s: float,
+                   why: str) -> dict[str, Any]:
+        """The update that queues a new attempt of the task for publication after delay_s."""
+        attempt, tries = task["attempt"] + 1, task.get("run_attempts", 1) + 1
+        return {"$set": {"status": Status.WAITING.value, "attempt": attempt, "run_attempts": tries,
+                         "start_requested_at": now + timedelta(seconds=delay_s),
+                         "claim_until": None, "lease_until": None, "start_time": None,
+                         "progress": None},
+                "$push": {"history": {"$each": [
+                    *events, _event(Status.WAITING, now, attempt, f"attempt {attempt}: {why}")]}}}
 
     # -- internals ---------------------------------------------------------------------
 
@@ -285,6 +356,7 @@ def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any],
         "status_message": {"failed": None, "running": None, "finished": None},
         "result": None,
         "attempt": attempt,
+        "run_attempts": attempt,
         "start_requested_at": now if start else None,
         "claim_until": None,
         "lease_until": None,

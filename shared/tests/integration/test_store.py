@@ -17,7 +17,7 @@ AAA = ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa")
 @pytest.fixture
 def store(make_config):
     config = make_config()
-    store = TaskStore(connect(config.mongo), lease_s=30)
+    store = TaskStore.open(config)
     store.ensure_indexes()
     yield store
     store.close()

@@ -75,7 +75,9 @@ def document(config: Config) -> dict[str, Any]:
             "A worker reports running, finished or failed (updateStatusTask).",
             _wrapped(_obj(["task_id", "status"], task_id=TASK_ID,
                           status={"enum": ["running", "finished", "failed"]}, message={},
-                          result=OBJECT, attempt={"type": "integer", "minimum": 0})),
+                          result=OBJECT, attempt={"type": "integer", "minimum": 0},
+                          retry={"type": "boolean", "description": "failed, but may succeed if "
+                                 "run again: the service's retry policy decides"})),
             _ok(status=_obj(["task_id", "status"], task_id=TASK_ID, status={"enum": STATUSES})),
             ("404", "409")),
         "/api/heartbeat_task": _operation(

@@ -35,7 +35,8 @@ class Tasks:
 
     def on_post_update_status(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.update_status(req.context.body)
-        task = self._store.report(ask.task_id, ask.status, ask.message, ask.result, ask.attempt)
+        task = self._store.report(ask.task_id, ask.status, ask.message, ask.result, ask.attempt,
+                                  ask.retry)
         metrics.STATUS_REPORTS.labels(task["service"], task["status"]).inc()
         resp.media = {"result": "ok", "status": {"task_id": task["task_id"],
                                                  "status": task["status"]}}

@@ -43,6 +43,7 @@ class StatusUpdate:
     message: Any
     result: dict[str, Any] | None
     attempt: int | None
+    retry: bool
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Validator:
 
     def update_status(self, body: Any) -> StatusUpdate:
         data = _fields(_data(body), required=("task_id", "status"),
-                       optional=("message", "result", "attempt"))
+                       optional=("message", "result", "attempt", "retry"))
         status = data["status"]
         allowed = [s.value for s in WORKER_TRANSITIONS]
         if status not in allowed:
@@ -106,8 +107,13 @@ class Validator:
             result = _json_object(result, "result")
         message = data.get("message")
         _check_keys(message, "message", 0)
+        retry = data.get("retry", False)
+        if not isinstance(retry, bool):
+            raise InvalidParameter("retry must be true or false")
+        if retry and status != Status.FAILED:
+            raise InvalidParameter("retry is only accepted with status failed")
         return StatusUpdate(task_id=_task_id(data["task_id"]), status=Status(status),
-                            message=message, result=result, attempt=_attempt(data))
+                            message=message, result=result, attempt=_attempt(data), retry=retry)
 
     def heartbeat(self, body: Any) -> Heartbeat:
         data = _fields(_data(body), required=("task_id",), optional=("attempt", "progress", "message"))

@@ -7,14 +7,14 @@ import logging
 from taskmill.config import load_config
 from taskmill.errors import DependencyUnavailable
 from taskmill.logs import setup_logging
-from taskmill.store import TaskStore, connect
+from taskmill.store import TaskStore
 from taskmill_api.app import create_app
 
 setup_logging("api")
 _config = load_config()
 if not _config.auth_token:
     raise SystemExit("AUTH_TOKEN is not set: the api refuses to start without a token")
-_store = TaskStore(connect(_config.mongo, appname="taskmill-api"), lease_s=_config.lifecycle.lease_s)
+_store = TaskStore.open(_config, appname="taskmill-api")
 try:
     _store.ensure_indexes()
 except DependencyUnavailable as ex:  # the dispatcher creates them too; /readyz tells

@@ -23,7 +23,7 @@ def config(make_config):
 
 @pytest.fixture
 def store(config):
-    store = TaskStore(connect(config.mongo), lease_s=30)
+    store = TaskStore.open(config)
     store.ensure_indexes()
     yield store
     store.close()

@@ -16,8 +16,9 @@ from taskmill.config import Config, load_config
 from taskmill.errors import DependencyUnavailable
 from taskmill.kafka import common_conf, producer_conf
 from taskmill.logs import setup_logging
-from taskmill.store import TaskStore, connect
+from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
+from taskmill_dispatcher.recovery import Recovery
 from taskmill_dispatcher.relay import Relay, delivery_timeout_s
 from taskmill_dispatcher.topics import ensure_topics
 
@@ -25,7 +26,7 @@ log = logging.getLogger("taskmill_dispatcher")
 
 
 class Dispatcher:
-    """The relay loop, with start-up chores retried until they succeed."""
+    """The relay and recovery loop, with start-up chores retried until they succeed."""
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
                  admin: AdminClient) -> None:
@@ -34,6 +35,7 @@ class Dispatcher:
         self._producer = producer
         self._admin = admin
         self._relay = Relay(config, store, producer)
+        self._recovery = Recovery(config, store)
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -45,13 +47,13 @@ class Dispatcher:
             try:
                 indexes_ok = indexes_ok or self._ensure_indexes()
                 topics_ok = topics_ok or self._ensure_topics()
-                published = self._relay.run_once()
+                moved = self._relay.run_once() + self._recovery.run_due()
             except DependencyUnavailable as ex:
                 metrics.LOOP_ERRORS.labels("mongodb").inc()
                 log.warning("relay round failed: %s", ex)
                 self.stopping.wait(1.0)
                 continue
-            if not published:
+            if not moved:
                 self.stopping.wait(idle_s)
         self._producer.flush(self._config.lifecycle.shutdown_grace_s)
         metrics.UP.set(0)
@@ -80,8 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging("dispatcher")
     config = load_config()
-    store = TaskStore(connect(config.mongo, appname="taskmill-dispatcher"),
-                      lease_s=config.lifecycle.lease_s)
+    store = TaskStore.open(config, appname="taskmill-dispatcher")
     producer = Producer(producer_conf(config.kafka, delivery_timeout_s(config)))
     admin = AdminClient(common_conf(config.kafka))
     dispatcher = Dispatcher(config, store, producer, admin)

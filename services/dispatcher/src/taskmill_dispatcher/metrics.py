@@ -17,3 +17,6 @@ BATCH_SIZE = Histogram("taskmill_dispatcher_batch_size", "Tasks claimed per rela
 LOOP_ERRORS = Counter("taskmill_dispatcher_loop_errors_total",
                       "Relay rounds that failed on a dependency.", ["dependency"])
 UP = Gauge("taskmill_dispatcher_up", "1 while the relay loop runs.")
+RECOVERED = Counter("taskmill_dispatcher_recovered_total",
+                    "Tasks whose lease expired, by what became of them (requeued, failed).",
+                    ["service", "outcome"])

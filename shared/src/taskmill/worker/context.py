@@ -8,7 +8,16 @@ from typing import Any
 
 
 class TaskFailed(Exception):
-    """Raise from an algorithm to end the task `failed` with this message."""
+    """Raise from an algorithm to end the task `failed` with this message.
+
+    A declared failure is permanent (a bad condition stays bad) unless `retry=True`: then
+    the service's retry policy may run the task again. Any other exception counts as
+    transient.
+    """
+
+    def __init__(self, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 @dataclass

@@ -65,6 +65,7 @@ class Outcome:
     status: Status
     message: Any = None
     result: Mapping[str, Any] | None = None
+    retry: bool = False
 
 
 class Worker:
@@ -176,10 +177,10 @@ class Worker:
         try:
             result = self._algorithm(dict(task.condition), ctx)
         except TaskFailed as ex:
-            return Outcome(Status.FAILED, message=str(ex))
+            return Outcome(Status.FAILED, message=str(ex), retry=ex.retry)
         except Exception as ex:  # an algorithm's bug must not kill the worker
             log.exception("algorithm raised", extra=_extra(task))
-            return Outcome(Status.FAILED, message=f"{type(ex).__name__}: {ex}")
+            return Outcome(Status.FAILED, message=f"{type(ex).__name__}: {ex}", retry=True)
         if not isinstance(result, Mapping):
             return Outcome(Status.FAILED, message=f"algorithm returned {type(result).__name__}, "
                                                   "not an object")
@@ -198,7 +199,7 @@ class Worker:
         while True:
             try:
                 self._api.update_status(task.task_id, outcome.status.value, outcome.message,
-                                        outcome.result, task.attempt)
+                                        outcome.result, task.attempt, outcome.retry)
                 return True
             except ApiError as ex:
                 if 400 <= ex.http_status < 500:

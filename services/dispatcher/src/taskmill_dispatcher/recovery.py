@@ -1,0 +1,47 @@
+"""Recovery of lost runs: tasks whose lease expired are run again, or failed at last."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from taskmill.config import Config
+from taskmill.schema import Status
+from taskmill.store import TaskStore
+from taskmill_dispatcher import metrics
+
+log = logging.getLogger(__name__)
+
+
+class Recovery:
+    """Every recovery_interval_s, hand the store's expired tasks back to the outbox."""
+
+    def __init__(self, config: Config, store: TaskStore, batch_size: int = 100,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._services = list(config.services)
+        self._interval_s = config.lifecycle.recovery_interval_s
+        self._store = store
+        self._batch_size = batch_size
+        self._clock = clock
+        self._next_at = clock()
+
+    def run_due(self) -> int:
+        """Recover what expired, if a round is due; return how many tasks changed."""
+        if self._clock() < self._next_at:
+            return 0
+        recovered = self.run_once()
+        # A full batch means more are waiting: come back at once.
+        if recovered < self._batch_size:
+            self._next_at = self._clock() + self._interval_s
+        return recovered
+
+    def run_once(self) -> int:
+        tasks = self._store.recover_expired(self._batch_size, self._services)
+        for task in tasks:
+            outcome = "failed" if task["status"] == Status.FAILED else "requeued"
+            metrics.RECOVERED.labels(task["service"], outcome).inc()
+            log.warning("lease expired: %s", task["history"][-1]["message"],
+                        extra={"task_id": task["task_id"], "service": task["service"],
+                               "attempt": task["attempt"]})
+        return len(tasks)
