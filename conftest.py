@@ -22,6 +22,9 @@ from tests.servers import PrivateServer
 
 CI = os.environ.get("CI", "").lower() == "true"
 
+# The `start_system` fixture: a whole Taskmill as real processes (e2e and fault tests).
+pytest_plugins = ["tests.system"]
+
 
 def unavailable(what: str, ex: BaseException | None = None) -> None:
     """Fail under CI, skip elsewhere: a missing service is a broken install in CI."""

@@ -70,6 +70,8 @@ class KafkaConfig:
     sasl_username: str = ""
     sasl_password: str = field(default="", repr=False)
     partitions: int = 4
+    # How long a silent worker keeps its partitions before the group hands them on.
+    session_timeout_ms: int = 30000
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,8 @@ def _kafka(block: Mapping[str, Any], env: Mapping[str, str], extra: Mapping[str,
         sasl_username=env.get("KAFKA_SASL_USERNAME", block.get("sasl_plain_username") or ""),
         sasl_password=env.get("KAFKA_SASL_PASSWORD", block.get("sasl_plain_password") or ""),
         partitions=_get(kafka_extra, "partitions", int, "taskmill.kafka.", default=4),
+        session_timeout_ms=_get(kafka_extra, "session_timeout_ms", int, "taskmill.kafka.",
+                                default=30000),
     )
 
 

@@ -38,5 +38,5 @@ def consumer_conf(kafka: KafkaConfig, service: ServiceConfig) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         # Long tasks run while the consumer keeps polling with its partitions paused.
         "max.poll.interval.ms": 300000,
-        "session.timeout.ms": 30000,
+        "session.timeout.ms": kafka.session_timeout_ms,
     }

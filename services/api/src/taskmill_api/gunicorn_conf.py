@@ -1,7 +1,8 @@
 """gunicorn settings: `gunicorn -c python:taskmill_api.gunicorn_conf taskmill_api.wsgi:app`.
 
 Bind address, workers and threads come from the environment (API_BIND, WEB_CONCURRENCY,
-GUNICORN_THREADS); PROMETHEUS_MULTIPROC_DIR makes /metrics add up all workers.
+GUNICORN_THREADS); PROMETHEUS_MULTIPROC_DIR makes /metrics add up all workers. On SIGTERM
+the workers finish the requests in hand within the config's lifecycle.shutdown_grace_s.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from taskmill.config import load_config
+
 bind = os.environ.get("API_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "25"))
+graceful_timeout = max(1, round(load_config().lifecycle.shutdown_grace_s))
 timeout = 60
 keepalive = 5
 accesslog = None

@@ -1,0 +1,160 @@
+"""Faults on the real stack, processes killed by pid: no task is lost, none ends twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pymongo
+import pytest
+
+from taskmill.errors import ApiError
+from taskmill.schema import FINAL
+from tests.faults.conftest import FAST_KAFKA, audit
+from tests.system import System
+
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
+
+def create_started(system: System, count: int, sleep_s: float = 0.0) -> list[str]:
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(lambda _: system.api.create_task("slow", {"sleep_s": sleep_s},
+                                                              start=True), range(count)))
+
+
+def running(system: System, task_ids: list[str]) -> list[str]:
+    return [s["task_id"] for s in system.statuses(task_ids) if s["status"] == "running"]
+
+
+def test_a_worker_killed_mid_task_is_replaced_and_the_task_ends_once(start_system, fast_lifecycle):
+    """kill -9 a worker mid-task: its lease lapses, the task runs again elsewhere, ends once."""
+    system = start_system(workers=(), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system.start_worker("slow", "worker-1")
+    ids = create_started(system, 6, sleep_s=1.5)
+    system.wait_until("a task is running", lambda: running(system, ids))
+    [victim] = running(system, ids)
+    system.start_worker("slow", "worker-2")
+    system.kill("worker-1")
+
+    system.wait_final(ids, timeout_s=120)
+    results = {r["task_id"]: r for r in audit(system, "kill -9 a worker mid-task", ids)}
+    assert {r["status"] for r in results.values()} == {"finished"}
+    lost = results[victim]
+    assert lost["attempt"] >= 2 and lost["data"]["attempt"] == lost["attempt"]
+    assert any("worker lost" in (e["message"] or "") for e in lost["history"])
+
+
+def test_the_dispatcher_killed_mid_burst_loses_nothing_and_runs_nothing_twice(start_system,
+                                                                              fast_lifecycle):
+    """kill -9 the dispatcher again and again while it publishes: duplicates run once."""
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    with ThreadPoolExecutor(1) as pool:
+        burst = pool.submit(create_started, system, 150)
+        for _ in range(5):
+            before = _published(system)
+            system.wait_until("the dispatcher publishes", lambda n=before: _published(system) > n)
+            system.kill("dispatcher")
+            system.start_dispatcher()
+        ids = burst.result()
+    system.wait_final(ids, timeout_s=240)
+    results = audit(system, "kill -9 the dispatcher mid-burst", ids)
+    assert {r["status"] for r in results} == {"finished"}
+
+
+def _published(system: System) -> int:
+    """How many of the system's tasks have left `ready` (were published at least)."""
+    return system.api.tasks(p_size=1)["total"] - system.api.tasks(p_size=1, status="ready")["total"]
+
+
+def test_kafka_down_keeps_started_tasks_ready_then_delivers_them_all(start_system, private_server,
+                                                                     fast_lifecycle):
+    """Kafka stopped during a burst: starts are recorded, nothing is published, all run after."""
+    kafka = private_server("kafka")
+    system = start_system(workers=("slow",), kafka=kafka.address, lifecycle=fast_lifecycle,
+                          kafka_settings=FAST_KAFKA)
+    before = create_started(system, 20)
+    system.wait_final(before[:1])
+    kafka.stop()
+    during = create_started(system, 40)
+    dispatcher_log = system.workdir / "dispatcher.log"
+    system.wait_until("the dispatcher finds the broker gone",
+                      lambda: "publication not confirmed" in dispatcher_log.read_text())
+    held = [system.api.result_task(t) for t in during]
+    assert {r["status"] for r in held} == {"ready"}
+    assert all(r["history"][-1]["message"] == "started" for r in held)
+
+    kafka.start()
+    system.wait_final(before + during, timeout_s=180)
+    results = audit(system, "Kafka stopped and restarted", before + during)
+    assert {r["status"] for r in results} == {"finished"}
+
+
+def test_mongodb_down_under_load_is_503_then_everything_completes(start_system, private_server,
+                                                                   fast_lifecycle, task_db):
+    """The task store stopped under load: the api says 503, then all recover, none half-written."""
+    mongo = private_server("ferretdb")
+    system = start_system(workers=("slow",), mongo=mongo.address, lifecycle=fast_lifecycle,
+                          kafka_settings=FAST_KAFKA)
+    ids = create_started(system, 30, sleep_s=0.2)
+    system.wait_until("tasks are running", lambda: any(
+        s["status"] in ("running", *FINAL) for s in system.statuses(ids)))
+    mongo.stop()
+    with pytest.raises(ApiError) as refused:
+        system.api.status_task(ids[:1])
+    assert refused.value.http_status == 503
+    mongo.start()
+
+    system.wait_final(ids, timeout_s=180)
+    results = audit(system, "FerretDB stopped and restarted", ids)
+    assert {r["status"] for r in results} == {"finished"}
+    with pymongo.MongoClient(mongo.address) as client:
+        for doc in client[task_db][task_db].find({"task_id": {"$in": ids}}):
+            assert doc["result"] is not None and doc["end_time"] >= doc["start_time"]
+            assert doc["lease_until"] is None and doc["start_requested_at"] is None
+
+
+def test_sigterm_to_every_service_under_load_loses_nothing(start_system, fast_lifecycle):
+    """A rolling restart of everything, as Kubernetes does it: each exits cleanly, none lost."""
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    ids = create_started(system, 40, sleep_s=0.3)
+    system.wait_until("a task is running", lambda: running(system, ids))
+    names = list(system.procs)
+    for name in names:
+        system.procs[name].send_signal(signal.SIGTERM)
+    grace = fast_lifecycle["shutdown_grace_s"]
+    began = time.monotonic()
+    codes = {name: system.stop(name, timeout_s=grace + 10) for name in names}
+    assert codes == dict.fromkeys(names, 0), system.logs()
+    assert time.monotonic() - began < grace + 10
+
+    system.start_api()
+    system.start_dispatcher()
+    system.start_worker("slow")
+    system.wait_final(ids, timeout_s=180)
+    results = audit(system, "SIGTERM to every service", ids)
+    assert {r["status"] for r in results} == {"finished"}
+
+
+def test_a_stalled_worker_waking_up_late_cannot_overwrite_the_new_attempt(start_system,
+                                                                         fast_lifecycle):
+    """A worker frozen past its lease: the task reruns elsewhere; the late report is refused."""
+    system = start_system(workers=(), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    stalled = system.start_worker("slow", "worker-1")
+    [task_id] = create_started(system, 1, sleep_s=2)
+    system.wait_until("the task is running", lambda: running(system, [task_id]))
+    os.kill(stalled.pid, signal.SIGSTOP)
+    try:
+        rescuer = system.start_worker("slow", "worker-2")
+        [status] = system.wait_final([task_id], timeout_s=120)
+    finally:
+        os.kill(stalled.pid, signal.SIGCONT)
+    log = system.workdir / "worker-1.log"
+    system.wait_until("the stalled worker's late report is refused",
+                      lambda: "is stale" in log.read_text(errors="replace"))
+
+    [result] = audit(system, "worker stalled past its lease", [task_id])
+    assert result["status"] == "finished" and result["attempt"] == 2
+    assert result["data"] == {"pid": rescuer.pid, "attempt": 2}
+    assert system.api.result_task(task_id) == result  # the late report changed nothing

@@ -1,0 +1,166 @@
+"""The whole system as real processes: api (gunicorn), dispatcher and workers.
+
+Each system gets its own task database, topics and consumer groups, so tests never see
+each other's tasks. Kafka and the task store are the shared servers unless the test
+passes private ones (tests/servers.py) that it may stop and kill.
+
+Services: `aaa` and `bbb` run the shipped workers; `slow` runs tests/slow_worker.py, an
+algorithm that takes `sleep_s` seconds and reports which process ran it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskmill.client import ApiClient
+from taskmill.schema import FINAL
+from tests.helpers import ROOT, write_config
+from tests.servers import free_port
+
+BIN = Path(sys.executable).parent
+TOKEN = "e2e-token"
+WORKERS = {"aaa": "taskmill_worker_aaa", "bbb": "taskmill_worker_bbb", "slow": "tests.slow_worker"}
+SOURCES = {"aaa": "mongo", "bbb": "mysql", "slow": "mongo"}
+
+
+@dataclass
+class System:
+    """A running Taskmill: its processes, its api client and its settings."""
+
+    workdir: Path
+    env: dict[str, str]
+    services: dict[str, dict[str, str]]
+    api: ApiClient
+    api_port: int
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        proc = subprocess.Popen([*args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=ROOT)
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def start_api(self, name: str = "api") -> subprocess.Popen[bytes]:
+        """Start the api under gunicorn and wait until it is ready."""
+        proc = self.start(name, str(BIN / "gunicorn"), "-c", "python:taskmill_api.gunicorn_conf",
+                          "taskmill_api.wsgi:app")
+        self.wait_ready(proc)
+        return proc
+
+    def start_dispatcher(self, name: str = "dispatcher") -> subprocess.Popen[bytes]:
+        return self.start(name, str(BIN / "python"), "-m", "taskmill_dispatcher", "--metrics-port", "0")
+
+    def start_worker(self, service: str, name: str | None = None) -> subprocess.Popen[bytes]:
+        return self.start(name or f"worker-{service}", str(BIN / "python"), "-m", WORKERS[service])
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int:
+        """Signal a process and wait for it to exit; return its exit code."""
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def kill(self, name: str) -> None:
+        """kill -9, as a crash."""
+        self.stop(name, signal.SIGKILL)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.workdir.glob("*.log")))
+
+    def statuses(self, task_ids: list[str]) -> list[dict[str, Any]]:
+        return [s for i in range(0, len(task_ids), 10) for s in self.api.status_task(task_ids[i:i + 10])]
+
+    def wait_until(self, what: str, condition: Callable[[], bool], timeout_s: float = 60) -> None:
+        """Poll condition until it holds; fail with the processes' logs after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"not true after {timeout_s}s: {what}\n{self.logs()}")
+            time.sleep(0.2)
+
+    def wait_final(self, task_ids: list[str], timeout_s: float = 60) -> list[dict[str, Any]]:
+        """Poll status_task until every task is finished or failed; return the statuses."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            statuses = self.statuses(task_ids)
+            if all(s["status"] in FINAL for s in statuses):
+                return statuses
+            if time.monotonic() > deadline:
+                pending = [s for s in statuses if s["status"] not in FINAL]
+                pytest.fail(f"{len(pending)} tasks not final after {timeout_s}s, e.g. "
+                            f"{pending[:3]}\n{self.logs()}")
+            time.sleep(0.5)
+
+    def wait_ready(self, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+        url = f"http://127.0.0.1:{self.api_port}/readyz"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"the api exited with {proc.returncode}\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        pytest.fail(f"{url} not ready after {timeout_s}s\n{self.logs()}")
+
+
+@pytest.fixture
+def start_system(tmp_path: Path, kafka_servers: str, mongo_uri: str, mysql_settings: dict[str, Any],
+                 task_db: str, unique: str) -> Iterator[Callable[..., System]]:
+    """Start a whole system of this test's own; every process is stopped after the test."""
+    systems: list[System] = []
+
+    def start(workers: tuple[str, ...] = ("aaa", "bbb"), kafka: str | None = None,
+              mongo: str | None = None, lifecycle: Mapping[str, float] | None = None,
+              kafka_settings: Mapping[str, int] | None = None) -> System:
+        services = {name: {"source_name": source, "topic_name": f"mq_{name}_{unique}",
+                           "consumer_id": f"c_{name}_{unique}"}
+                    for name, source in SOURCES.items()}
+        port = free_port()
+        config = write_config(tmp_path / "config.yaml", services,
+                              {"lifecycle": {"heartbeat_s": 2, **(lifecycle or {})},
+                               "kafka": dict(kafka_settings or {})})
+        env = {**os.environ, "AUTH_TOKEN": TOKEN, "TASKMILL_CONFIG": str(config),
+               "MONGO_URI": mongo or mongo_uri, "MONGO_DBNAME": task_db,
+               "KAFKA_BOOTSTRAP_SERVERS": kafka or kafka_servers,
+               "TASKMILL_API_URL": f"http://127.0.0.1:{port}", "API_BIND": f"127.0.0.1:{port}",
+               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+               "SOURCE_MONGO_URI": mongo_uri,
+               "SOURCE_MYSQL_HOST": mysql_settings["host"],
+               "SOURCE_MYSQL_PORT": str(mysql_settings["port"]),
+               "SOURCE_MYSQL_USER": mysql_settings["user"],
+               "SOURCE_MYSQL_PASSWORD": mysql_settings["password"]}
+        system = System(tmp_path, env, services, ApiClient(f"http://127.0.0.1:{port}", TOKEN), port)
+        systems.append(system)
+        system.start_api()
+        system.start_dispatcher()
+        for service in workers:
+            system.start_worker(service)
+        return system
+
+    yield start
+    for system in systems:
+        for name in list(system.procs):
+            system.stop(name)
+        system.api.close()
