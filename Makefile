@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install up down clean test test-unit lint
+.PHONY: help install up down clean test test-unit test-faults lint
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ clean: down  ## stop everything and delete all local data, builds and logs
 
 test: install  ## unit, integration and end-to-end tests on the real infrastructure
 	scripts/test.sh
+
+test-faults: install  ## the fault-injection suite alone (kills and stops real processes)
+	scripts/test.sh -m faults tests/faults
 
 test-unit:  ## unit tests only (no infrastructure)
 	uv run --locked pytest -m "not integration and not e2e"

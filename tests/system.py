@@ -16,14 +16,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from taskmill.client import ApiClient
+from taskmill.codec import decode
 from taskmill.schema import FINAL
 from tests.helpers import ROOT, write_config
 from tests.servers import free_port
@@ -123,6 +127,32 @@ class System:
             except OSError:
                 time.sleep(0.1)
         pytest.fail(f"{url} not ready after {timeout_s}s\n{self.logs()}")
+
+
+def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[tuple[str, int]]:
+    """How many messages the topic holds for each (task_id, attempt)."""
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"audit-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        counts: Counter[tuple[str, int]] = Counter()
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(at_end) < len(partitions) and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                continue
+            task = decode(msg.value(), msg.headers())
+            counts[(task.task_id, task.attempt or 0)] += 1
+        assert len(at_end) == len(partitions), f"could not read {topic} to its end"
+        return counts
+    finally:
+        consumer.close()
 
 
 @pytest.fixture

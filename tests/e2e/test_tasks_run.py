@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 
 from taskmill.codec import TaskMessage
 from tests.helpers import sample_data
+from tests.system import topic_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -105,3 +106,17 @@ def test_a_worker_sent_sigterm_mid_stream_loses_nothing(start_system):
     assert Counter(s["status"] for s in statuses) == {"finished": 60}
     for task_id in ids:
         assert runs(system.api.result_task(task_id))["running"] == 1
+
+
+def test_three_dispatchers_publish_each_task_once(start_system):
+    """Replicas of the dispatcher claim tasks atomically: one message per task, all run."""
+    system = start_system(workers=("slow",))
+    system.start_dispatcher("dispatcher-2")
+    system.start_dispatcher("dispatcher-3")
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda i: system.api.create_task("slow", {}, start=True), range(100)))
+    statuses = system.wait_final(ids, timeout_s=180)
+    assert Counter(s["status"] for s in statuses) == {"finished": 100}
+    messages = topic_messages(system.env["KAFKA_BOOTSTRAP_SERVERS"], system.services["slow"]["topic_name"])
+    assert set(messages) == {(task_id, 1) for task_id in ids}
+    assert set(messages.values()) == {1}, "a task was published more than once"

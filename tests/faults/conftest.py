@@ -7,18 +7,14 @@ the end of the run, and fails the test if any task was lost or ran twice.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections import Counter
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from taskmill.codec import decode
 from taskmill.schema import FINAL
-from tests.system import System
+from tests.system import System, topic_messages
 
 _TALLIES: list[Tally] = []
 
@@ -58,32 +54,6 @@ def audit(system: System, scenario: str, task_ids: list[str]) -> list[dict[str, 
     assert not twice, f"tasks that ended twice: {twice[:5]}"
     assert not broken, f"tasks whose history does not prove their end: {broken[:5]}"
     return results
-
-
-def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[tuple[str, int]]:
-    """How many messages the topic holds for each (task_id, attempt)."""
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"audit-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        counts: Counter[tuple[str, int]] = Counter()
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(at_end) < len(partitions) and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
-                continue
-            task = decode(msg.value(), msg.headers())
-            counts[(task.task_id, task.attempt or 0)] += 1
-        assert len(at_end) == len(partitions), f"could not read {topic} to its end"
-        return counts
-    finally:
-        consumer.close()
 
 
 def _proves_its_end(result: dict[str, Any]) -> bool:
