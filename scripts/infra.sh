@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install, start and stop the real infrastructure Taskmill runs on, without Docker:
-# Apache Kafka (KRaft, from Maven Central jars), FerretDB (MongoDB wire protocol on
-# SQLite, built from the Go module proxy) and MariaDB (Debian), all on 127.0.0.1.
+# Apache Kafka (KRaft, from Maven Central jars), FerretDB (MongoDB wire protocol, built
+# from the Go module proxy, storing in PostgreSQL from Debian) and MariaDB (Debian), all
+# on 127.0.0.1 (PostgreSQL on a Unix socket only).
 #
 #   scripts/infra.sh install          fetch and build what is missing (cached in .local/)
 #   scripts/infra.sh start            start the three servers and wait until they answer,
 #                                     then load the sample data
 #   scripts/infra.sh stop             stop them (data stays in .local/data)
 #   scripts/infra.sh start|stop|kill SERVER...
-#                                     only these (kafka, ferretdb, mariadb); kill is SIGKILL
+#                                     only these (kafka, ferretdb, mariadb, postgres);
+#                                     kill is SIGKILL; starting ferretdb starts postgres
 #   scripts/infra.sh env              print the addresses as shell assignments
 #
 # Ports come from KAFKA_PORT, KAFKA_CONTROLLER_PORT, FERRETDB_PORT and MARIADB_PORT, and
@@ -20,6 +22,9 @@ source "$(dirname "$0")/lib.sh"
 KAFKA_LIBS=$LOCAL/kafka/libs
 FERRETDB_BIN=$LOCAL/bin/ferretdb
 MARIADB_SOCKET=$RUN_DIR/mariadb.sock
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+PG_SOCKET_DIR=$RUN_DIR/postgres
+POSTGRES_PORT=${POSTGRES_PORT:-5432}   # names the socket file; PostgreSQL has no TCP listener
 MYSQL_PASSWORD_FILE=$LOCAL/mysql-password
 PY=$ROOT/.venv/bin/python
 
@@ -44,8 +49,17 @@ install_ferretdb() {
   command -v go >/dev/null || die "go is required to build FerretDB"
   log "building FerretDB from the Go module proxy into $FERRETDB_BIN"
   mkdir -p "$LOCAL/bin"
-  (cd "$ROOT/infra/ferretdb" && CGO_ENABLED=0 go build -mod=readonly -tags ferretdb_no_postgresql -o "$FERRETDB_BIN" .)
+  (cd "$ROOT/infra/ferretdb" && CGO_ENABLED=0 go build -mod=readonly -o "$FERRETDB_BIN" .)
   echo "$want" >"$stamp"
+}
+
+install_postgresql() {
+  [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] && return 0
+  log "installing PostgreSQL from Debian (FerretDB's storage)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql >/dev/null
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 }
 
 install_mariadb() {
@@ -70,9 +84,46 @@ start_kafka() {
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$props"
 }
 
+# PostgreSQL refuses to run as root; under root it runs as `postgres` (setpriv execs, so
+# the recorded pid is PostgreSQL's own).
+AS_POSTGRES=()
+[ "$(id -u)" = 0 ] && AS_POSTGRES=(setpriv --reuid=postgres --regid=postgres --init-groups)
+
+start_postgres() {
+  local dir=$DATA_DIR/postgres
+  mkdir -p "$dir" "$PG_SOCKET_DIR"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir" "$PG_SOCKET_DIR" && chmod 700 "$dir"
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    "${AS_POSTGRES[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 \
+      >"$LOG_DIR/postgres-initdb.log" 2>&1 || die "initdb failed; see $LOG_DIR/postgres-initdb.log"
+  fi
+  # Local development settings: no TCP listener, small memory; synchronous_commit=off
+  # loses nothing when a process dies, only the last commits if the machine itself does.
+  start_bg postgres "${AS_POSTGRES[@]}" "$PG_BIN/postgres" -D "$dir" -k "$PG_SOCKET_DIR" \
+    -p "$POSTGRES_PORT" -c listen_addresses= -c shared_buffers=128MB -c synchronous_commit=off \
+    -c max_connections=200
+}
+
+postgres_ready() { "$PG_BIN/pg_isready" -q -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT"; }
+
+# FerretDB stores each of its instances in a PostgreSQL database of its own.
+ferretdb_pg_database() {
+  local name=ferretdb_$FERRETDB_PORT
+  "$PG_BIN/psql" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres -tAq \
+    -c "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1 ||
+    "$PG_BIN/createdb" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres "$name"
+  echo "$name"
+}
+
 start_ferretdb() {
+  if ! is_running postgres; then
+    start_postgres
+    wait_for "PostgreSQL on $PG_SOCKET_DIR" 60 postgres postgres_ready
+  fi
+  local database; database=$(ferretdb_pg_database)
   mkdir -p "$DATA_DIR/ferretdb"
-  start_bg ferretdb "$FERRETDB_BIN" -listen "127.0.0.1:$FERRETDB_PORT" -data-dir "$DATA_DIR/ferretdb"
+  start_bg ferretdb "$FERRETDB_BIN" -listen "127.0.0.1:$FERRETDB_PORT" -data-dir "$DATA_DIR/ferretdb" \
+    -postgresql-url "postgres://postgres@/$database?host=$PG_SOCKET_DIR&port=$POSTGRES_PORT"
 }
 
 start_mariadb() {
@@ -137,7 +188,7 @@ export TASKMILL_MARIADB_SOCKET=$MARIADB_SOCKET
 ENV
 }
 
-SERVERS=(kafka ferretdb mariadb)
+SERVERS=(kafka ferretdb mariadb postgres)
 
 # start_server NAME: start one server and wait until it answers.
 start_server() {
@@ -145,6 +196,7 @@ start_server() {
     kafka) start_kafka; wait_for "Kafka on :$KAFKA_PORT" 120 kafka kafka_ready ;;
     ferretdb) start_ferretdb; wait_for "FerretDB on :$FERRETDB_PORT" 60 ferretdb ferretdb_ready ;;
     mariadb) start_mariadb; wait_for "MariaDB on :$MARIADB_PORT" 60 mariadb mariadb_ready ;;
+    postgres) start_postgres; wait_for "PostgreSQL on $PG_SOCKET_DIR" 60 postgres postgres_ready ;;
     *) die "unknown server $1 (one of ${SERVERS[*]})" ;;
   esac
 }
@@ -154,6 +206,7 @@ stop_server() {
     kafka) stop_bg kafka 30 ;;
     ferretdb) stop_bg ferretdb 10 ;;
     mariadb) stop_bg mariadb 30 ;;
+    postgres) stop_bg postgres 30 ;;
     *) die "unknown server $1 (one of ${SERVERS[*]})" ;;
   esac
 }
@@ -169,7 +222,7 @@ kill_server() {
 command=${1:-}; shift || true
 case $command in
   install)
-    install_python; install_kafka; install_ferretdb; install_mariadb ;;
+    install_python; install_kafka; install_ferretdb; install_postgresql; install_mariadb ;;
   start)
     if [ $# -gt 0 ]; then
       for server in "$@"; do start_server "$server"; done
@@ -183,7 +236,7 @@ case $command in
     load_sample_data
     log "infrastructure ready: Kafka 127.0.0.1:$KAFKA_PORT, FerretDB 127.0.0.1:$FERRETDB_PORT, MariaDB 127.0.0.1:$MARIADB_PORT" ;;
   stop)
-    [ $# -gt 0 ] || set -- mariadb ferretdb kafka
+    [ $# -gt 0 ] || set -- mariadb ferretdb postgres kafka
     for server in "$@"; do stop_server "$server"; done ;;
   kill)
     for server in "$@"; do kill_server "$server"; done ;;

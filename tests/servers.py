@@ -39,6 +39,7 @@ class PrivateServer:
     def create(cls, name: str) -> PrivateServer:
         # Short path: FerretDB's unix socket lives in it (at most 107 bytes).
         state = Path(tempfile.mkdtemp(prefix=f"tm-{name}-", dir="/tmp"))
+        state.chmod(0o755)  # PostgreSQL runs as its own user under root
         return cls(name, state, {var: free_port() for var in _PORT_VARS[name]})
 
     @property
@@ -66,16 +67,19 @@ class PrivateServer:
 
     def remove(self) -> None:
         self.kill()
+        if self.name == "ferretdb":  # and the PostgreSQL it stores in
+            self._infra("stop", "postgres")
         shutil.rmtree(self.state, ignore_errors=True)
 
     def log(self) -> str:
         path = self.state / "log" / f"{self.name}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
-    def _infra(self, command: str) -> None:
+    def _infra(self, command: str, name: str | None = None) -> None:
         env = {**os.environ, "TASKMILL_STATE": str(self.state),
                **{var: str(port) for var, port in self.ports.items()}}
-        done = subprocess.run([str(INFRA), command, self.name], env=env, capture_output=True,
+        name = name or self.name
+        done = subprocess.run([str(INFRA), command, name], env=env, capture_output=True,
                               text=True, timeout=180)
         if done.returncode:
-            raise RuntimeError(f"infra.sh {command} {self.name} failed:\n{done.stderr}\n{self.log()}")
+            raise RuntimeError(f"infra.sh {command} {name} failed:\n{done.stderr}\n{self.log()}")

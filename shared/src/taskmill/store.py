@@ -91,7 +91,7 @@ class TaskStore:
             self._tasks.create_index([("service", 1), *newest], name="list_service")
             self._tasks.create_index([("status", 1), *newest], name="list_status")
             self._tasks.create_index([("service", 1), ("status", 1), *newest], name="list_service_status")
-            self._tasks.create_index([("start_requested_at", 1)], name="outbox")
+            self._tasks.create_index([("outbox", 1), ("start_requested_at", 1)], name="outbox_due")
             self._tasks.create_index([("status", 1), ("lease_until", 1)], name="leases")
 
     def close(self) -> None:
@@ -159,7 +159,7 @@ class TaskStore:
             attempt = task["attempt"] + 1
             return {
                 "$set": {"status": Status.READY.value, "attempt": attempt, "run_attempts": 1,
-                         "start_requested_at": now,
+                         **_queued(now),
                          "claim_until": None, "lease_until": None, "start_time": None,
                          "end_time": None, "result": None, "progress": None},
                 "$push": {"history": _event(Status.READY, now, attempt, "started")},
@@ -202,7 +202,7 @@ class TaskStore:
             fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message}
             if status == Status.RUNNING:
                 fields.update(start_time=now, lease_until=now + self._lease,
-                              start_requested_at=None, claim_until=None)
+                              claim_until=None, **_UNQUEUED)
             else:
                 fields.update(end_time=now, lease_until=None)
             if status == Status.FINISHED:
@@ -231,7 +231,9 @@ class TaskStore:
     def claim_due(self, limit: int, claim_s: float, services: Sequence[str]) -> list[Task]:
         """Claim up to `limit` tasks of `services` due for publication, oldest first."""
         now = self._clock()
-        query = {"start_requested_at": {"$lte": now}, "service": {"$in": list(services)},
+        # `outbox` first: an equality FerretDB can push down into its SQL.
+        query = {"outbox": True, "start_requested_at": {"$lte": now},
+                 "service": {"$in": list(services)},
                  "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
         with _unavailable_as_error():
             candidates = list(self._tasks.find(query, {"_id": 0, "history": 0})
@@ -253,8 +255,8 @@ class TaskStore:
             done = self._tasks.update_one(
                 {"task_id": task_id, "attempt": attempt,
                  "status": {"$in": [Status.READY.value, Status.WAITING.value]},
-                 "start_requested_at": {"$ne": None}},
-                {"$set": {"status": Status.WAITING.value, "start_requested_at": None,
+                 "outbox": True},
+                {"$set": {"status": Status.WAITING.value, **_UNQUEUED,
                           "claim_until": None, "update_time": now,
                           "lease_until": now + self._waiting_timeout},
                  "$inc": {"version": 1},
@@ -280,11 +282,16 @@ class TaskStore:
         has had max_attempts attempts; then it fails.
         """
         now = self._clock()
-        query = {"status": {"$in": [Status.RUNNING.value, Status.WAITING.value]},
-                 "lease_until": {"$lt": now}, "service": {"$in": list(services)}}
+        expired: list[str] = []
         with _unavailable_as_error():
-            expired = [t["task_id"] for t in self._tasks.find(query, {"_id": 0, "task_id": 1})
-                       .sort([("lease_until", 1)]).limit(limit)]
+            for status in BUSY:  # one equality per query: FerretDB pushes it down into SQL
+                if len(expired) >= limit:
+                    break
+                query = {"status": status.value, "lease_until": {"$lt": now},
+                         "service": {"$in": list(services)}}
+                cursor = (self._tasks.find(query, {"_id": 0, "task_id": 1}).sort([("lease_until", 1)])
+                          .limit(limit - len(expired)))
+                expired += [t["task_id"] for t in cursor]
         recovered = []
         for task_id in expired:
             try:
@@ -312,7 +319,7 @@ class TaskStore:
         """The update that queues a new attempt of the task for publication after delay_s."""
         attempt, tries = task["attempt"] + 1, task.get("run_attempts", 1) + 1
         return {"$set": {"status": Status.WAITING.value, "attempt": attempt, "run_attempts": tries,
-                         "start_requested_at": now + timedelta(seconds=delay_s),
+                         **_queued(now + timedelta(seconds=delay_s)),
                          "claim_until": None, "lease_until": None, "start_time": None,
                          "progress": None},
                 "$push": {"history": {"$each": [
@@ -339,6 +346,15 @@ class TaskStore:
         raise StateConflict(f"task {task_id} is being changed concurrently; try again")
 
 
+# A task in the outbox is due for publication at start_requested_at (a retry's backoff
+# puts that in the future). Both fields always change together.
+_UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None}
+
+
+def _queued(at: datetime) -> dict[str, Any]:
+    return {"outbox": True, "start_requested_at": at}
+
+
 def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any], start: bool,
              now: datetime) -> Task:
     """The document of a new task, in status ready (its start recorded when start is true)."""
@@ -357,7 +373,7 @@ def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any],
         "result": None,
         "attempt": attempt,
         "run_attempts": attempt,
-        "start_requested_at": now if start else None,
+        **(_queued(now) if start else _UNQUEUED),
         "claim_until": None,
         "lease_until": None,
         "progress": None,
@@ -368,7 +384,7 @@ def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any],
 
 def _start_pending(task: Task) -> bool:
     """Tell whether the task's start is recorded but its publication is not yet confirmed."""
-    return task["status"] == Status.READY and task.get("start_requested_at") is not None
+    return task["status"] == Status.READY and bool(task.get("outbox"))
 
 
 def _published_unconfirmed(task: Task, status: Status) -> bool:
