@@ -5,7 +5,8 @@ each other's tasks. Kafka and the task store are the shared servers unless the t
 passes private ones (tests/servers.py) that it may stop and kill.
 
 Services: `aaa` and `bbb` run the shipped workers; `slow` runs tests/slow_worker.py, an
-algorithm that takes `sleep_s` seconds and reports which process ran it.
+algorithm that takes `sleep_s` seconds and reports which process ran it. The benchmarks
+launch systems the same way (`launch`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,20 @@ BIN = Path(sys.executable).parent
 TOKEN = "e2e-token"
 WORKERS = {"aaa": "taskmill_worker_aaa", "bbb": "taskmill_worker_bbb", "slow": "tests.slow_worker"}
 SOURCES = {"aaa": "mongo", "bbb": "mysql", "slow": "mongo"}
+
+
+class SystemFailure(AssertionError):
+    """The system did not reach a state in time (carries the processes' logs)."""
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Where a system's servers are: Kafka, the task store, the sample sources."""
+
+    kafka: str
+    mongo: str
+    source_mongo: str
+    mysql: Mapping[str, Any]
 
 
 @dataclass
@@ -86,6 +101,12 @@ class System:
         """kill -9, as a crash."""
         self.stop(name, signal.SIGKILL)
 
+    def shutdown(self) -> None:
+        """Stop every process (SIGTERM, then SIGKILL) and close the api client."""
+        for name in list(self.procs):
+            self.stop(name)
+        self.api.close()
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted(self.workdir.glob("*.log")))
@@ -98,7 +119,7 @@ class System:
         deadline = time.monotonic() + timeout_s
         while not condition():
             if time.monotonic() > deadline:
-                pytest.fail(f"not true after {timeout_s}s: {what}\n{self.logs()}")
+                raise SystemFailure(f"not true after {timeout_s}s: {what}\n{self.logs()}")
             time.sleep(0.2)
 
     def wait_final(self, task_ids: list[str], timeout_s: float = 60) -> list[dict[str, Any]]:
@@ -110,8 +131,8 @@ class System:
                 return statuses
             if time.monotonic() > deadline:
                 pending = [s for s in statuses if s["status"] not in FINAL]
-                pytest.fail(f"{len(pending)} tasks not final after {timeout_s}s, e.g. "
-                            f"{pending[:3]}\n{self.logs()}")
+                raise SystemFailure(f"{len(pending)} tasks not final after {timeout_s}s, e.g. "
+                                    f"{pending[:3]}\n{self.logs()}")
             time.sleep(0.5)
 
     def wait_ready(self, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
@@ -119,14 +140,14 @@ class System:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"the api exited with {proc.returncode}\n{self.logs()}")
+                raise SystemFailure(f"the api exited with {proc.returncode}\n{self.logs()}")
             try:
                 with urllib.request.urlopen(url, timeout=1) as answer:
                     if answer.status == 200:
                         return
             except OSError:
                 time.sleep(0.1)
-        pytest.fail(f"{url} not ready after {timeout_s}s\n{self.logs()}")
+        raise SystemFailure(f"{url} not ready after {timeout_s}s\n{self.logs()}")
 
 
 def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[tuple[str, int]]:
@@ -155,6 +176,39 @@ def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[t
         consumer.close()
 
 
+def launch(workdir: Path, servers: Servers, task_db: str, unique: str,
+           workers: tuple[str, ...] = ("aaa", "bbb"), lifecycle: Mapping[str, float] | None = None,
+           kafka_settings: Mapping[str, int] | None = None) -> System:
+    """Start api, dispatcher and workers with topics, groups and a database of their own."""
+    services = {name: {"source_name": source, "topic_name": f"mq_{name}_{unique}",
+                       "consumer_id": f"c_{name}_{unique}"}
+                for name, source in SOURCES.items()}
+    port = free_port()
+    config = write_config(workdir / "config.yaml", services,
+                          {"lifecycle": {"heartbeat_s": 2, **(lifecycle or {})},
+                           "kafka": dict(kafka_settings or {})})
+    env = {**os.environ, "AUTH_TOKEN": TOKEN, "TASKMILL_CONFIG": str(config),
+           "MONGO_URI": servers.mongo, "MONGO_DBNAME": task_db,
+           "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
+           "TASKMILL_API_URL": f"http://127.0.0.1:{port}", "API_BIND": f"127.0.0.1:{port}",
+           "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
+           "SOURCE_MONGO_URI": servers.source_mongo,
+           "SOURCE_MYSQL_HOST": servers.mysql["host"],
+           "SOURCE_MYSQL_PORT": str(servers.mysql["port"]),
+           "SOURCE_MYSQL_USER": servers.mysql["user"],
+           "SOURCE_MYSQL_PASSWORD": servers.mysql["password"]}
+    system = System(workdir, env, services, ApiClient(f"http://127.0.0.1:{port}", TOKEN), port)
+    try:
+        system.start_api()
+        system.start_dispatcher()
+        for service in workers:
+            system.start_worker(service)
+    except BaseException:
+        system.shutdown()
+        raise
+    return system
+
+
 @pytest.fixture
 def start_system(tmp_path: Path, kafka_servers: str, mongo_uri: str, mysql_settings: dict[str, Any],
                  task_db: str, unique: str) -> Iterator[Callable[..., System]]:
@@ -164,33 +218,11 @@ def start_system(tmp_path: Path, kafka_servers: str, mongo_uri: str, mysql_setti
     def start(workers: tuple[str, ...] = ("aaa", "bbb"), kafka: str | None = None,
               mongo: str | None = None, lifecycle: Mapping[str, float] | None = None,
               kafka_settings: Mapping[str, int] | None = None) -> System:
-        services = {name: {"source_name": source, "topic_name": f"mq_{name}_{unique}",
-                           "consumer_id": f"c_{name}_{unique}"}
-                    for name, source in SOURCES.items()}
-        port = free_port()
-        config = write_config(tmp_path / "config.yaml", services,
-                              {"lifecycle": {"heartbeat_s": 2, **(lifecycle or {})},
-                               "kafka": dict(kafka_settings or {})})
-        env = {**os.environ, "AUTH_TOKEN": TOKEN, "TASKMILL_CONFIG": str(config),
-               "MONGO_URI": mongo or mongo_uri, "MONGO_DBNAME": task_db,
-               "KAFKA_BOOTSTRAP_SERVERS": kafka or kafka_servers,
-               "TASKMILL_API_URL": f"http://127.0.0.1:{port}", "API_BIND": f"127.0.0.1:{port}",
-               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
-               "SOURCE_MONGO_URI": mongo_uri,
-               "SOURCE_MYSQL_HOST": mysql_settings["host"],
-               "SOURCE_MYSQL_PORT": str(mysql_settings["port"]),
-               "SOURCE_MYSQL_USER": mysql_settings["user"],
-               "SOURCE_MYSQL_PASSWORD": mysql_settings["password"]}
-        system = System(tmp_path, env, services, ApiClient(f"http://127.0.0.1:{port}", TOKEN), port)
+        servers = Servers(kafka or kafka_servers, mongo or mongo_uri, mongo_uri, mysql_settings)
+        system = launch(tmp_path, servers, task_db, unique, workers, lifecycle, kafka_settings)
         systems.append(system)
-        system.start_api()
-        system.start_dispatcher()
-        for service in workers:
-            system.start_worker(service)
         return system
 
     yield start
     for system in systems:
-        for name in list(system.procs):
-            system.stop(name)
-        system.api.close()
+        system.shutdown()

@@ -1,0 +1,109 @@
+"""Dispatch: start→message-on-topic latency at idle, and publication rate with a backlog.
+
+    uv run python -m bench.dispatch [--backlog 10000] [--samples 30] [--repeat 3]
+
+Idle: one task at a time is created with start, and timed until its message arrives on the
+topic. Backlog: with the dispatcher stopped, `backlog` started tasks (the store's own
+document shape) go into the store at once; then the dispatcher starts and is timed until
+every message is on the topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, TopicPartition
+
+from bench import stack
+from bench.figures import percentile, save, table
+from taskmill.config import ServiceConfig
+from taskmill.schema import new_task_id
+from taskmill.store import new_task
+
+
+def topic_reader(servers: str, topic: str) -> Consumer:
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"bench-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    deadline = time.monotonic() + 30
+    while not (meta := consumer.list_topics(topic, timeout=5).topics[topic]).partitions:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"topic {topic} was not created")
+        time.sleep(0.2)
+    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    return consumer
+
+
+def arrivals(consumer: Consumer, wanted: set[str], timeout_s: float) -> dict[str, float]:
+    """Wall-clock arrival time of each wanted task's message."""
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + timeout_s
+    while wanted - seen.keys():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(wanted - seen.keys())} messages did not arrive")
+        for msg in consumer.consume(500, 0.2):
+            if msg.error() is None:
+                seen.setdefault(msg.key().decode(), time.time())
+    return seen
+
+
+def idle_latency(samples: int) -> list[float]:
+    with stack.system() as (system, _):
+        reader = topic_reader(system.env["KAFKA_BOOTSTRAP_SERVERS"], system.services["slow"]["topic_name"])
+        latencies = []
+        for _ in range(samples):
+            sent = time.time()
+            task_id = system.api.create_task("slow", {}, start=True)
+            latencies.append(arrivals(reader, {task_id}, 30)[task_id] - sent)
+        reader.close()
+        return latencies
+
+
+def backlog_run(backlog: int) -> dict[str, float]:
+    with stack.system() as (system, collection):
+        system.stop("dispatcher")
+        names = system.services["slow"]
+        service = ServiceConfig("slow", "mongo", names["topic_name"], names["consumer_id"])
+        reader = topic_reader(system.env["KAFKA_BOOTSTRAP_SERVERS"], service.topic_name)
+        started = {}
+        for first in range(0, backlog, 5000):
+            docs = [new_task(new_task_id("slow"), service, {}, True, datetime.now(UTC))
+                    for _ in range(min(5000, backlog - first))]
+            collection.insert_many(docs)
+            started.update((d["task_id"], d["start_requested_at"].timestamp()) for d in docs)
+        began = time.time()
+        system.start_dispatcher()
+        seen = arrivals(reader, set(started), timeout_s=120 + backlog / 10)
+        reader.close()
+        elapsed = max(seen.values()) - began
+        waits = [seen[t] - started[t] for t in started]
+        return {"published_per_s": backlog / elapsed, "elapsed_s": elapsed,
+                "p50_s": statistics.median(waits), "p99_s": percentile(waits, 99)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.dispatch")
+    parser.add_argument("--backlog", type=int, default=10000)
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    idle = idle_latency(args.samples)
+    idle_row = {"case": "idle, one task at a time", "tasks": args.samples,
+                "p50_ms": statistics.median(idle) * 1000, "p99_ms": percentile(idle, 99) * 1000,
+                "min_ms": min(idle) * 1000, "max_ms": max(idle) * 1000}
+    print(table("start_task → message on the topic", [idle_row]), flush=True)
+    runs = [backlog_run(args.backlog) for _ in range(args.repeat)]
+    rate = [r["published_per_s"] for r in runs]
+    backlog_row = {"backlog": args.backlog, "published_per_s": statistics.median(rate),
+                   "min": min(rate), "max": max(rate),
+                   "p50_s": statistics.median(r["p50_s"] for r in runs),
+                   "p99_s": statistics.median(r["p99_s"] for r in runs)}
+    print(table("backlog drained by one dispatcher (median of runs)", [backlog_row]))
+    print(f"figures: {save('dispatch', {'idle': idle_row, 'backlog': backlog_row, 'repeat': args.repeat})}")
+
+
+if __name__ == "__main__":
+    main()

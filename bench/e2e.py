@@ -1,0 +1,71 @@
+"""End to end: N tasks created and started by C concurrent clients, a no-op algorithm,
+measured until every one is finished: tasks per second and start→finished latency.
+
+    uv run python -m bench.e2e [--tasks 1000] [--clients 8] [--workers 1,4] [--repeat 3]
+
+The clients are threads of this process (not of the system under test); latency is from
+the moment a client sends create_task (with start) to the task's end_time in the store,
+on the same clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from bench import stack
+from bench.figures import percentile, save, table
+
+
+def one_run(tasks: int, clients: int, workers: int) -> dict[str, float]:
+    with stack.system(workers=workers) as (system, collection):
+        warm = [system.api.create_task("slow", {}, start=True) for _ in range(workers * 2)]
+        system.wait_final(warm, timeout_s=120)  # consumers joined, connections open
+
+        def create(_: int) -> tuple[str, datetime]:
+            sent = datetime.now(UTC)
+            return system.api.create_task("slow", {}, start=True), sent
+
+        began = datetime.now(UTC)
+        with ThreadPoolExecutor(clients) as pool:
+            sent = dict(pool.map(create, range(tasks)))
+        ends: dict[str, datetime] = {}
+        deadline = time.monotonic() + 60 + tasks
+        while len(ends) < tasks:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {len(ends)} of {tasks} tasks finished\n{system.logs()}")
+            time.sleep(0.5)
+            for doc in collection.find({"status": "finished"}, {"_id": 0, "task_id": 1, "end_time": 1}):
+                if doc["task_id"] in sent:
+                    ends[doc["task_id"]] = doc["end_time"]
+        latencies = [(ends[t] - sent[t]).total_seconds() for t in sent]
+        elapsed = (max(ends.values()) - began).total_seconds()
+        return {"tasks_per_s": tasks / elapsed, "p50_s": statistics.median(latencies),
+                "p99_s": percentile(latencies, 99), "elapsed_s": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.e2e")
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", default="1,4")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    for workers in (int(w) for w in args.workers.split(",")):
+        runs = [one_run(args.tasks, args.clients, workers) for _ in range(args.repeat)]
+        rate = [r["tasks_per_s"] for r in runs]
+        rows.append({"workers": workers, "tasks": args.tasks, "clients": args.clients,
+                     "tasks_per_s": statistics.median(rate), "min": min(rate), "max": max(rate),
+                     "p50_s": statistics.median(r["p50_s"] for r in runs),
+                     "p99_s": statistics.median(r["p99_s"] for r in runs)})
+        print(f"workers={workers}: {rows[-1]}", flush=True)
+    print(table("Taskmill end to end, no-op algorithm (median of runs; min/max of tasks/s)", rows))
+    print(f"figures: {save('e2e', {'repeat': args.repeat, 'rows': rows})}")
+
+
+if __name__ == "__main__":
+    main()
