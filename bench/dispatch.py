@@ -44,9 +44,9 @@ def arrivals(consumer: Consumer, wanted: set[str], timeout_s: float) -> dict[str
     while wanted - seen.keys():
         if time.monotonic() > deadline:
             raise SystemExit(f"{len(wanted - seen.keys())} messages did not arrive")
-        for msg in consumer.consume(500, 0.2):
-            if msg.error() is None:
-                seen.setdefault(msg.key().decode(), time.time())
+        msg = consumer.poll(0.1)  # returns as soon as a message is there
+        if msg is not None and msg.error() is None:
+            seen.setdefault(msg.key().decode(), time.time())
     return seen
 
 
@@ -64,10 +64,10 @@ def idle_latency(samples: int) -> list[float]:
 
 def backlog_run(backlog: int) -> dict[str, float]:
     with stack.system() as (system, collection):
-        system.stop("dispatcher")
         names = system.services["slow"]
         service = ServiceConfig("slow", "mongo", names["topic_name"], names["consumer_id"])
         reader = topic_reader(system.env["KAFKA_BOOTSTRAP_SERVERS"], service.topic_name)
+        system.stop("dispatcher")  # once it has created the topics
         started = {}
         for first in range(0, backlog, 5000):
             docs = [new_task(new_task_id("slow"), service, {}, True, datetime.now(UTC))

@@ -7,7 +7,8 @@ transactions. Connection problems surface as `DependencyUnavailable`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -229,47 +230,56 @@ class TaskStore:
     # -- the dispatcher's outbox ----------------------------------------------------------
 
     def claim_due(self, limit: int, claim_s: float, services: Sequence[str]) -> list[Task]:
-        """Claim up to `limit` tasks of `services` due for publication, oldest first."""
+        """Claim up to `limit` tasks of `services` due for publication, oldest first.
+
+        One conditional update claims the whole batch under a fresh token, so replicas
+        never claim the same task; each document changes atomically on its own.
+        """
         now = self._clock()
         # `outbox` first: an equality FerretDB can push down into its SQL.
         query = {"outbox": True, "start_requested_at": {"$lte": now},
                  "service": {"$in": list(services)},
                  "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
+        token = uuid.uuid4().hex
         with _unavailable_as_error():
-            candidates = list(self._tasks.find(query, {"_id": 0, "history": 0})
-                              .sort([("start_requested_at", 1)]).limit(limit))
-            claimed = []
-            until = now + timedelta(seconds=claim_s)
-            for task in candidates:
-                done = self._tasks.update_one(
-                    {"task_id": task["task_id"], "version": task["version"]},
-                    {"$set": {"claim_until": until}, "$inc": {"version": 1}})
-                if done.modified_count:
-                    claimed.append(task)
-            return claimed
+            due = [t["task_id"] for t in self._tasks.find(query, {"_id": 0, "task_id": 1})
+                   .sort([("start_requested_at", 1)]).limit(limit)]
+            if not due:
+                return []
+            self._tasks.update_many(
+                {**query, "task_id": {"$in": due}},
+                {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token},
+                 "$inc": {"version": 1}})
+            return list(self._tasks.find({"claim_token": token}, {"_id": 0, "history": 0})
+                        .sort([("start_requested_at", 1)]))
 
-    def mark_published(self, task_id: str, attempt: int) -> bool:
-        """Record that the broker confirmed the task's message: the task waits for a worker."""
+    def mark_published(self, published: Iterable[tuple[str, int]]) -> int:
+        """Record that the broker confirmed these (task_id, attempt) messages: the tasks wait
+        for a worker. Return how many changed."""
         now = self._clock()
+        by_attempt: dict[int, list[str]] = {}
+        for task_id, attempt in published:
+            by_attempt.setdefault(attempt, []).append(task_id)
+        changed = 0
         with _unavailable_as_error():
-            done = self._tasks.update_one(
-                {"task_id": task_id, "attempt": attempt,
-                 "status": {"$in": [Status.READY.value, Status.WAITING.value]},
-                 "outbox": True},
-                {"$set": {"status": Status.WAITING.value, **_UNQUEUED,
-                          "claim_until": None, "update_time": now,
-                          "lease_until": now + self._waiting_timeout},
-                 "$inc": {"version": 1},
-                 "$push": {"history": _event(Status.WAITING, now, attempt, None)}})
-        # No match: a worker reported running first (which cleared the start), or the
-        # task was started again meanwhile; either way there is nothing left to record.
-        return bool(done.modified_count)
+            for attempt, task_ids in by_attempt.items():
+                done = self._tasks.update_many(
+                    {"outbox": True, "task_id": {"$in": task_ids}, "attempt": attempt,
+                     "status": {"$in": [Status.READY.value, Status.WAITING.value]}},
+                    {"$set": {"status": Status.WAITING.value, **_UNQUEUED, "claim_until": None,
+                              "update_time": now, "lease_until": now + self._waiting_timeout},
+                     "$inc": {"version": 1},
+                     "$push": {"history": _event(Status.WAITING, now, attempt, None)}})
+                changed += done.modified_count
+        # A task that did not change was reported running first (which took it out of
+        # the outbox) or started again meanwhile; either way nothing is left to record.
+        return changed
 
-    def release_claim(self, task_id: str, attempt: int) -> None:
-        """Give a claimed task back to the outbox (publication failed)."""
+    def release_claims(self, task_ids: Sequence[str]) -> None:
+        """Give claimed tasks back to the outbox (their publication failed)."""
         with _unavailable_as_error():
-            self._tasks.update_one({"task_id": task_id, "attempt": attempt},
-                                   {"$set": {"claim_until": None}, "$inc": {"version": 1}})
+            self._tasks.update_many({"outbox": True, "task_id": {"$in": list(task_ids)}},
+                                    {"$set": {"claim_until": None}, "$inc": {"version": 1}})
 
     # -- recovery of lost runs ------------------------------------------------------------
 
@@ -348,7 +358,7 @@ class TaskStore:
 
 # A task in the outbox is due for publication at start_requested_at (a retry's backoff
 # puts that in the future). Both fields always change together.
-_UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None}
+_UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None, "claim_token": None}
 
 
 def _queued(at: datetime) -> dict[str, Any]:

@@ -47,8 +47,7 @@ def store(make_config, clock):
 
 def publish(store: TaskStore, service: str = "aaa") -> list[dict]:
     due = store.claim_due(100, 30, [service])
-    for task in due:
-        assert store.mark_published(task["task_id"], task["attempt"])
+    assert store.mark_published((t["task_id"], t["attempt"]) for t in due) == len(due)
     return due
 
 

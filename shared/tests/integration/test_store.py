@@ -91,7 +91,7 @@ def test_lifecycle_and_fencing(store: TaskStore):
     [claimed] = store.claim_due(10, 30, ["aaa"])
     assert claimed["task_id"] == task_id
     assert store.claim_due(10, 30, ["aaa"]) == []  # claimed: nobody else takes it
-    assert store.mark_published(task_id, 1)
+    assert store.mark_published([(task_id, 1)]) == 1
     with pytest.raises(StateConflict, match="cannot go from waiting to finished"):
         store.report(task_id, Status.FINISHED, attempt=1)
     with pytest.raises(StateConflict, match="attempt 0 .* is stale"):

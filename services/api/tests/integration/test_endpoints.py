@@ -70,7 +70,7 @@ def test_the_originals_requests_get_the_originals_answers(client, store):
     assert post(client, "/api/start_task", {"task_id": task_id}).json == \
         {"result": "ok", "task_id": task_id}
     store.claim_due(10, 30, ["aaa"])
-    store.mark_published(task_id, 1)
+    store.mark_published([(task_id, 1)])
     assert report(client, task_id, "running", message="msg").json == \
         {"result": "ok", "status": {"task_id": task_id, "status": "running"}}
     report(client, task_id, "finished", result={"x": "x"})

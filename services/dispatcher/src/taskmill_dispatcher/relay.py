@@ -34,6 +34,10 @@ class _Outcome:
     error: Any = None
     done: bool = False
 
+    @property
+    def confirmed(self) -> bool:
+        return self.done and self.error is None
+
 
 def delivery_timeout_s(config: Config) -> float:
     """How long the broker may take to confirm a message.
@@ -66,7 +70,17 @@ class Relay:
         metrics.BATCH_SIZE.observe(len(tasks))
         outcomes = [self._produce(task) for task in tasks]
         self._producer.flush(self._flush_timeout_s)
-        return sum(self._settle(outcome) for outcome in outcomes)
+        confirmed = [o.task for o in outcomes if o.confirmed]
+        failed = [o for o in outcomes if not o.confirmed]
+        if failed:
+            self._release(failed)
+        self._store.mark_published((t["task_id"], t["attempt"]) for t in confirmed)
+        now = self._clock()
+        for task in confirmed:
+            metrics.PUBLISHED.labels(task["service"]).inc()
+            waited = (now - task["start_requested_at"]).total_seconds()
+            metrics.START_TO_PUBLISH_SECONDS.labels(task["service"]).observe(max(waited, 0.0))
+        return len(confirmed)
 
     def _produce(self, task: Task) -> _Outcome:
         service = self._config.service(task["service"])
@@ -83,20 +97,12 @@ class Relay:
         self._producer.poll(0)
         return outcome
 
-    def _settle(self, outcome: _Outcome) -> int:
-        task = outcome.task
-        extra = {"task_id": task["task_id"], "service": task["service"], "attempt": task["attempt"]}
-        if not outcome.done or outcome.error is not None:
+    def _release(self, failed: list[_Outcome]) -> None:
+        for outcome in failed:
+            task = outcome.task
             metrics.PUBLISH_FAILURES.labels(task["service"]).inc()
             log.warning("publication not confirmed (%s); will retry",
-                        outcome.error or "no answer from the broker", extra=extra)
-            self._store.release_claim(task["task_id"], task["attempt"])
-            return 0
-        self._store.mark_published(task["task_id"], task["attempt"])
-        metrics.PUBLISHED.labels(task["service"]).inc()
-        requested = task.get("start_requested_at")
-        if requested is not None:
-            waited = (self._clock() - requested).total_seconds()
-            metrics.START_TO_PUBLISH_SECONDS.labels(task["service"]).observe(max(waited, 0.0))
-        log.debug("published", extra=extra)
-        return 1
+                        outcome.error or "no answer from the broker",
+                        extra={"task_id": task["task_id"], "service": task["service"],
+                               "attempt": task["attempt"]})
+        self._store.release_claims([o.task["task_id"] for o in failed])
