@@ -64,10 +64,10 @@ class System:
     api_port: int
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        proc = subprocess.Popen([*args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT)
+        proc = subprocess.Popen([*args], env={**self.env, **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=ROOT)
         log.close()
         self.procs[name] = proc
         return proc

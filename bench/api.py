@@ -1,0 +1,89 @@
+"""api: requests per second and latency of the busiest routes at 1, 8 and 32 clients, next
+to the same gunicorn setup answering a trivial Falcon route (the ceiling).
+
+    uv run python -m bench.api [--clients 1,8,32] [--duration 5] [--repeat 3]
+
+Load comes from bench/load.py in a process of its own. Routes run in this order: the
+ceiling, status_task (10 ids), tasks (page 1, filtered), create_task — create last because
+it grows the store the other two read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+from bench import stack
+from bench.figures import save, table
+from tests.servers import free_port
+from tests.system import BIN, TOKEN
+
+
+def load(url: str, body: object, clients: int, duration: float) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-m", "bench.load", "--url", url, "--body", json.dumps(body),
+                           "--token", TOKEN, "--concurrency", str(clients), "--duration", str(duration)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def wait_answers(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, data=b"{}"), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.api")
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    with stack.system() as (system, _):
+        system.stop("dispatcher")  # the api alone
+        ids = [system.api.create_task("aaa", {"n": i}) for i in range(10)]
+        port = free_port()
+        system.start("ceiling", str(BIN / "gunicorn"), "-c", "python:taskmill_api.gunicorn_conf",
+                     "bench.ceiling:app", env={"API_BIND": f"127.0.0.1:{port}"})
+        ceiling = f"http://127.0.0.1:{port}/ok"
+        wait_answers(ceiling)
+        api = f"http://127.0.0.1:{system.api_port}/api"
+        cases = [
+            ("ceiling (trivial route)", ceiling, {}),
+            ("status_task, 10 ids", f"{api}/status_task", {"data": [{"task_id": t} for t in ids]}),
+            ("tasks, page 1 filtered", f"{api}/tasks", {"p_size": 20, "page": 1, "service": "aaa",
+                                                        "status": "ready"}),
+            ("create_task", f"{api}/create_task", {"data": {"service": "aaa", "condition": {}}}),
+        ]
+        for clients in (int(c) for c in args.clients.split(",")):
+            ceiling_rps = None
+            for name, url, body in cases:
+                runs = [load(url, body, clients, args.duration) for _ in range(args.repeat)]
+                rps = [r["rps"] for r in runs]
+                ceiling_rps = ceiling_rps or statistics.median(rps)
+                rows.append({"route": name, "clients": clients, "rps": statistics.median(rps),
+                             "min": min(rps), "max": max(rps),
+                             "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+                             "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+                             "errors": sum(r["errors"] for r in runs),
+                             "of_ceiling": statistics.median(rps) / ceiling_rps})
+                print(rows[-1], flush=True)
+        tasks = system.api.tasks(p_size=1)["total"]
+    print(table(f"api under load (median of {args.repeat} runs; {tasks:,} tasks in the store at the end)",
+                rows))
+    print(f"figures: {save('api', {'repeat': args.repeat, 'duration_s': args.duration, 'rows': rows})}")
+
+
+if __name__ == "__main__":
+    main()
