@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install up down clean test test-unit test-faults lint
+.PHONY: help install up down clean test test-unit test-faults bench bench-quick lint
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ test-faults: install  ## the fault-injection suite alone (kills and stops real p
 
 test-unit:  ## unit tests only (no infrastructure)
 	uv run --locked pytest -m "not integration and not e2e"
+
+bench: install  ## every benchmark with full sizes; figures in bench/results/ (BENCH_TASKS=5000 for larger runs)
+	scripts/bench.sh $(if $(BENCH_TASKS),--tasks $(BENCH_TASKS))
+
+bench-quick: install  ## the benchmarks at small sizes (under two minutes): checks the harness works
+	scripts/bench.sh --quick
 
 lint:  ## ruff over everything
 	uv run --locked ruff check .
