@@ -14,7 +14,7 @@ import sys
 import time
 
 FULL = {
-    "scale": ["--sizes", "10000,100000", "--repeat", "5"],
+    "scale": ["--sizes", "10000,30000", "--repeat", "3"],  # FerretDB: see the README
     "api": ["--clients", "1,8,32", "--duration", "5", "--repeat", "3"],
     "dispatch": ["--backlog", "10000", "--samples", "30", "--repeat", "3"],
     "peer": ["--workers", "1,4", "--clients", "8", "--repeat", "3"],

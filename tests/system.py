@@ -74,16 +74,21 @@ class System:
 
     def start_api(self, name: str = "api") -> subprocess.Popen[bytes]:
         """Start the api under gunicorn and wait until it is ready."""
+        # Only the api is multiprocess (gunicorn workers); the others expose their own.
         proc = self.start(name, str(BIN / "gunicorn"), "-c", "python:taskmill_api.gunicorn_conf",
-                          "taskmill_api.wsgi:app")
+                          "taskmill_api.wsgi:app",
+                          env={"PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prometheus")})
         self.wait_ready(proc)
         return proc
 
-    def start_dispatcher(self, name: str = "dispatcher") -> subprocess.Popen[bytes]:
-        return self.start(name, str(BIN / "python"), "-m", "taskmill_dispatcher", "--metrics-port", "0")
+    def start_dispatcher(self, name: str = "dispatcher", metrics_port: int = 0) -> subprocess.Popen[bytes]:
+        return self.start(name, str(BIN / "python"), "-m", "taskmill_dispatcher",
+                          "--metrics-port", str(metrics_port))
 
-    def start_worker(self, service: str, name: str | None = None) -> subprocess.Popen[bytes]:
-        return self.start(name or f"worker-{service}", str(BIN / "python"), "-m", WORKERS[service])
+    def start_worker(self, service: str, name: str | None = None,
+                     metrics_port: int = 0) -> subprocess.Popen[bytes]:
+        return self.start(name or f"worker-{service}", str(BIN / "python"), "-m", WORKERS[service],
+                          "--metrics-port", str(metrics_port))
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int:
         """Signal a process and wait for it to exit; return its exit code."""
@@ -187,11 +192,11 @@ def launch(workdir: Path, servers: Servers, task_db: str, unique: str,
     config = write_config(workdir / "config.yaml", services,
                           {"lifecycle": {"heartbeat_s": 2, **(lifecycle or {})},
                            "kafka": dict(kafka_settings or {})})
-    env = {**os.environ, "AUTH_TOKEN": TOKEN, "TASKMILL_CONFIG": str(config),
+    inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env = {**inherited, "AUTH_TOKEN": TOKEN, "TASKMILL_CONFIG": str(config),
            "MONGO_URI": servers.mongo, "MONGO_DBNAME": task_db,
            "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
            "TASKMILL_API_URL": f"http://127.0.0.1:{port}", "API_BIND": f"127.0.0.1:{port}",
-           "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
            "SOURCE_MONGO_URI": servers.source_mongo,
            "SOURCE_MYSQL_HOST": servers.mysql["host"],
            "SOURCE_MYSQL_PORT": str(servers.mysql["port"]),

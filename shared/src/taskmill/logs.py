@@ -12,6 +12,14 @@ from taskmill.schema import iso
 # Attributes a caller may attach with `extra=` that belong in the JSON line.
 CONTEXT_FIELDS = ("task_id", "service", "attempt", "request_id", "route", "status")
 
+# A message (which may quote a task's condition or an algorithm's error) is cut here.
+MAX_MESSAGE_CHARS = 2000
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Cut text to limit characters, saying how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
 
 class JsonFormatter(logging.Formatter):
     """Format a record as one JSON object."""
@@ -28,7 +36,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "process": self._process,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": clip(record.getMessage()),
         }
         for name in CONTEXT_FIELDS:
             if hasattr(record, name):

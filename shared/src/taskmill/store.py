@@ -281,6 +281,24 @@ class TaskStore:
             self._tasks.update_many({"outbox": True, "task_id": {"$in": list(task_ids)}},
                                     {"$set": {"claim_until": None}, "$inc": {"version": 1}})
 
+    # -- figures for the metrics ----------------------------------------------------------
+
+    def count_by_service_status(self) -> dict[tuple[str, str], int]:
+        """How many tasks each (service, status) has: one aggregation over the collection."""
+        with _unavailable_as_error():
+            groups = self._tasks.aggregate([
+                {"$group": {"_id": {"service": "$service", "status": "$status"}, "n": {"$sum": 1}}}])
+            return {(g["_id"]["service"], g["_id"]["status"]): g["n"] for g in groups}
+
+    def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """How many started tasks await publication, and when the oldest was started."""
+        with _unavailable_as_error():
+            oldest = list(self._tasks.find({"outbox": True}, {"_id": 0, "start_requested_at": 1})
+                          .sort([("start_requested_at", 1)]).limit(1))
+            if not oldest:
+                return 0, None
+            return self._tasks.count_documents({"outbox": True}), oldest[0]["start_requested_at"]
+
     # -- recovery of lost runs ------------------------------------------------------------
 
     def recover_expired(self, limit: int, services: Sequence[str]) -> list[Task]:

@@ -20,6 +20,7 @@ from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
 from taskmill_dispatcher.recovery import Recovery
 from taskmill_dispatcher.relay import Relay, delivery_timeout_s
+from taskmill_dispatcher.stats import TaskStats
 from taskmill_dispatcher.topics import ensure_topics
 
 log = logging.getLogger("taskmill_dispatcher")
@@ -36,6 +37,7 @@ class Dispatcher:
         self._admin = admin
         self._relay = Relay(config, store, producer)
         self._recovery = Recovery(config, store)
+        self._stats = TaskStats(store, list(config.services), config.lifecycle.stats_interval_s)
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -48,6 +50,7 @@ class Dispatcher:
                 indexes_ok = indexes_ok or self._ensure_indexes()
                 topics_ok = topics_ok or self._ensure_topics()
                 moved = self._relay.run_once() + self._recovery.run_due()
+                self._stats.run_due()
             except DependencyUnavailable as ex:
                 metrics.LOOP_ERRORS.labels("mongodb").inc()
                 log.warning("relay round failed: %s", ex)

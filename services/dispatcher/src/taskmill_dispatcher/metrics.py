@@ -20,3 +20,9 @@ UP = Gauge("taskmill_dispatcher_up", "1 while the relay loop runs.")
 RECOVERED = Counter("taskmill_dispatcher_recovered_total",
                     "Tasks whose lease expired, by what became of them (requeued, failed).",
                     ["service", "outcome"])
+BACKLOG = Gauge("taskmill_dispatcher_backlog_tasks",
+                "Started tasks not yet published (due now or after a retry's backoff).")
+BACKLOG_AGE = Gauge("taskmill_dispatcher_backlog_oldest_age_seconds",
+                    "Age of the oldest started-but-unpublished task (0 when none).")
+TASKS = Gauge("taskmill_tasks", "Tasks in the store by service and status (counted on a timer).",
+              ["service", "status"])

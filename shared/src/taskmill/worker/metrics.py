@@ -13,3 +13,6 @@ DECODE_ERRORS = Counter("taskmill_worker_decode_errors_total",
                         "Messages that were not the contract's task message.", ["service"])
 SKIPPED = Counter("taskmill_worker_skipped_total",
                   "Messages skipped: duplicate, stale or unknown task.", ["service"])
+LAG = Gauge("taskmill_worker_consumer_lag_messages",
+            "Messages of the service's topic behind this worker's position, on its partitions.",
+            ["service"])

@@ -44,6 +44,9 @@ BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # A task that ends within this never pauses the consumer.
 QUICK_TASK_S = 1.0
 
+# How often the consumer lag gauge is refreshed (from the client's cached watermarks).
+LAG_INTERVAL_S = 5.0
+
 
 class KafkaConsumer(Protocol):
     """The part of confluent_kafka.Consumer the worker uses."""
@@ -55,6 +58,9 @@ class KafkaConsumer(Protocol):
     def assignment(self) -> list[TopicPartition]: ...
     def seek(self, partition: TopicPartition) -> None: ...
     def store_offsets(self, message: Any) -> None: ...
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = ...,
+                              cached: bool = ...) -> tuple[int, int] | None: ...
     def close(self) -> None: ...
 
 
@@ -87,11 +93,15 @@ class Worker:
         self._consumer.subscribe([self._service.topic_name], on_assign=self._on_assign)
         log.info("worker consuming %s in group %s", self._service.topic_name,
                  self._service.consumer_id, extra={"service": self._service.name})
+        lag_at = time.monotonic()
         try:
             while not self.stopping.is_set():
                 msg = self._consumer.poll(0.5)
                 if msg is not None:
                     self.handle(msg)
+                if time.monotonic() >= lag_at:
+                    lag_at = time.monotonic() + LAG_INTERVAL_S
+                    self._update_lag()
         finally:
             self._consumer.close()
             self._sources.close()
@@ -251,6 +261,20 @@ class Worker:
                 self._poll_paused(min(0.2, max(deadline - time.monotonic(), 0.0)))
         finally:
             self._release_partitions()
+
+    def _update_lag(self) -> None:
+        lag = 0
+        try:
+            for tp in self._consumer.position(self._consumer.assignment()):
+                marks = self._consumer.get_watermark_offsets(tp, cached=True)
+                if marks is None or marks[1] < 0:
+                    continue
+                low, high = marks
+                lag += max(high - max(tp.offset, low), 0)
+        except KafkaException as ex:
+            log.debug("lag not measured: %s", ex)
+            return
+        metrics.LAG.labels(self._service.name).set(lag)
 
     def _store_offset(self, msg: Any) -> None:
         try:
