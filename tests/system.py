@@ -125,7 +125,7 @@ class System:
         while not condition():
             if time.monotonic() > deadline:
                 raise SystemFailure(f"not true after {timeout_s}s: {what}\n{self.logs()}")
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     def wait_final(self, task_ids: list[str], timeout_s: float = 60) -> list[dict[str, Any]]:
         """Poll status_task until every task is finished or failed; return the statuses."""
