@@ -7,10 +7,10 @@ SHELL := /bin/bash
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install:  ## install Python deps, Kafka jars, FerretDB and MariaDB (cached in .local/)
+install:  ## install Python deps, Kafka jars, FerretDB, PostgreSQL and MariaDB (cached in .local/)
 	scripts/infra.sh install
 
-up: install  ## start Kafka, FerretDB, MariaDB, the api, the dispatcher and the workers
+up: install  ## start Kafka, FerretDB (on PostgreSQL), MariaDB, the api, the dispatcher and the workers
 	scripts/infra.sh start
 	scripts/app.sh start
 
