@@ -18,12 +18,15 @@ import pytest
 
 from taskmill.config import Config, load_config
 from tests.helpers import write_config
-from tests.servers import PrivateServer
+from tests.servers import PrivateServer, Servers
 
 CI = os.environ.get("CI", "").lower() == "true"
 
 # The `start_system` fixture: a whole Taskmill as real processes (e2e and fault tests).
 pytest_plugins = ["tests.system"]
+
+# The shared servers, from the environment scripts/test.sh sets (or yours).
+SHARED = Servers.from_env()
 
 
 def unavailable(what: str, ex: BaseException | None = None) -> None:
@@ -37,7 +40,7 @@ def kafka_servers() -> str:
     """The bootstrap servers of a reachable Kafka."""
     from confluent_kafka.admin import AdminClient
 
-    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    servers = SHARED.kafka
     try:
         AdminClient({"bootstrap.servers": servers}).list_topics(timeout=5)
     except Exception as ex:  # noqa: BLE001 - any failure means "not reachable"
@@ -48,7 +51,7 @@ def kafka_servers() -> str:
 @pytest.fixture(scope="session")
 def mongo_uri() -> str:
     """The URI of a reachable MongoDB-protocol server (FerretDB locally)."""
-    uri = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017/")
+    uri = SHARED.mongo
     try:
         with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
             client.admin.command("ping")
@@ -62,13 +65,7 @@ def mysql_settings() -> dict[str, Any]:
     """Connection settings of the MariaDB sample source, checked to answer."""
     import pymysql
 
-    settings = {
-        "host": os.environ.get("SOURCE_MYSQL_HOST", "127.0.0.1"),
-        "port": int(os.environ.get("SOURCE_MYSQL_PORT", "3306")),
-        "user": os.environ.get("SOURCE_MYSQL_USER", "taskmill"),
-        "password": os.environ.get("SOURCE_MYSQL_PASSWORD", ""),
-        "database": os.environ.get("SOURCE_MYSQL_DATABASE", "taskmill_sample"),
-    }
+    settings = dict(SHARED.mysql)
     try:
         pymysql.connect(connect_timeout=3, **settings).close()
     except pymysql.err.MySQLError as ex:

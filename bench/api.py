@@ -16,13 +16,12 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 import urllib.request
 
 from bench import stack
 from bench.figures import save, table
 from tests.servers import free_port
-from tests.system import BIN, TOKEN
+from tests.system import BIN, TOKEN, wait_until
 
 
 def load(url: str, body: object, clients: int, duration: float) -> dict[str, float]:
@@ -32,16 +31,12 @@ def load(url: str, body: object, clients: int, duration: float) -> dict[str, flo
     return json.loads(done.stdout)
 
 
-def wait_answers(url: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, data=b"{}"), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"{}"), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def main() -> None:
@@ -58,7 +53,7 @@ def main() -> None:
         system.start("ceiling", str(BIN / "gunicorn"), "-c", "python:taskmill_api.gunicorn_conf",
                      "bench.ceiling:app", env={"API_BIND": f"127.0.0.1:{port}"})
         ceiling = f"http://127.0.0.1:{port}/ok"
-        wait_answers(ceiling)
+        wait_until("the ceiling app answers", lambda: answers(ceiling), 30)
         api = f"http://127.0.0.1:{system.api_port}/api"
         cases = [
             ("ceiling (trivial route)", ceiling, {}),

@@ -13,28 +13,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from bench import stack
 from bench.figures import percentile, save, table
 from taskmill.config import ServiceConfig
 from taskmill.schema import new_task_id
 from taskmill.store import new_task
-
-
-def topic_reader(servers: str, topic: str) -> Consumer:
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"bench-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
-    deadline = time.monotonic() + 30
-    while not (meta := consumer.list_topics(topic, timeout=5).topics[topic]).partitions:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"topic {topic} was not created")
-        time.sleep(0.2)
-    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-    return consumer
+from tests.system import topic_reader
 
 
 def arrivals(consumer: Consumer, wanted: set[str], timeout_s: float) -> dict[str, float]:

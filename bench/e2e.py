@@ -13,11 +13,41 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from bench import stack
 from bench.figures import percentile, save, table
+
+Run = Callable[[int, int, int], dict[str, float]]  # (tasks, clients, workers) -> figures
+
+
+def options(prog: str) -> argparse.Namespace:
+    """The options every end-to-end comparison takes."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", default="1,4")
+    parser.add_argument("--repeat", type=int, default=3)
+    return parser.parse_args()
+
+
+def run_figures(tasks: int, began: datetime, spans: list[tuple[datetime, datetime]]) -> dict[str, float]:
+    """Throughput and latency of one run, from each task's (sent, finished) times."""
+    latencies = [(end - sent).total_seconds() for sent, end in spans]
+    elapsed = (max(end for _, end in spans) - began).total_seconds()
+    return {"tasks_per_s": tasks / elapsed, "p50_s": statistics.median(latencies),
+            "p99_s": percentile(latencies, 99)}
+
+
+def repeated(run: Run, args: argparse.Namespace, workers: int) -> dict[str, float]:
+    """`args.repeat` runs: median tasks/s with min and max, median p50 and p99."""
+    runs = [run(args.tasks, args.clients, workers) for _ in range(args.repeat)]
+    rate = [r["tasks_per_s"] for r in runs]
+    return {"tasks_per_s": statistics.median(rate), "min": min(rate), "max": max(rate),
+            "p50_s": statistics.median(r["p50_s"] for r in runs),
+            "p99_s": statistics.median(r["p99_s"] for r in runs)}
 
 
 def one_run(tasks: int, clients: int, workers: int) -> dict[str, float]:
@@ -41,27 +71,15 @@ def one_run(tasks: int, clients: int, workers: int) -> dict[str, float]:
             for doc in collection.find({"status": "finished"}, {"_id": 0, "task_id": 1, "end_time": 1}):
                 if doc["task_id"] in sent:
                     ends[doc["task_id"]] = doc["end_time"]
-        latencies = [(ends[t] - sent[t]).total_seconds() for t in sent]
-        elapsed = (max(ends.values()) - began).total_seconds()
-        return {"tasks_per_s": tasks / elapsed, "p50_s": statistics.median(latencies),
-                "p99_s": percentile(latencies, 99), "elapsed_s": elapsed}
+        return run_figures(tasks, began, [(sent[t], ends[t]) for t in sent])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="bench.e2e")
-    parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", default="1,4")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = options("bench.e2e")
     rows = []
     for workers in (int(w) for w in args.workers.split(",")):
-        runs = [one_run(args.tasks, args.clients, workers) for _ in range(args.repeat)]
-        rate = [r["tasks_per_s"] for r in runs]
         rows.append({"workers": workers, "tasks": args.tasks, "clients": args.clients,
-                     "tasks_per_s": statistics.median(rate), "min": min(rate), "max": max(rate),
-                     "p50_s": statistics.median(r["p50_s"] for r in runs),
-                     "p99_s": statistics.median(r["p99_s"] for r in runs)})
+                     **repeated(one_run, args, workers)})
         print(f"workers={workers}: {rows[-1]}", flush=True)
     print(table("Taskmill end to end, no-op algorithm (median of runs; min/max of tasks/s)", rows))
     print(f"figures: {save('e2e', {'repeat': args.repeat, 'rows': rows})}")

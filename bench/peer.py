@@ -10,14 +10,11 @@ end_time, on the same clock.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -27,8 +24,9 @@ import redis
 
 from bench import e2e
 from bench.celery_app import make_app
-from bench.figures import percentile, save, table
+from bench.figures import save, table
 from tests.servers import free_port
+from tests.system import wait_until
 
 
 def celery_run(tasks: int, clients: int, workers: int) -> dict[str, float]:
@@ -43,7 +41,7 @@ def celery_run(tasks: int, clients: int, workers: int) -> dict[str, float]:
     worker = None
     try:
         r = redis.Redis.from_url(url)
-        _until(lambda: _pings(r), "redis answers")
+        wait_until("redis answers", lambda: _pings(r), 30)
         with (workdir / "worker.log").open("wb") as log:
             worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker",
                                        "--concurrency", str(workers), "--pool", "prefork", "--loglevel",
@@ -60,17 +58,13 @@ def celery_run(tasks: int, clients: int, workers: int) -> dict[str, float]:
         began = datetime.now(UTC)
         with ThreadPoolExecutor(clients) as pool:
             sent = list(pool.map(send, range(tasks)))
-        ends = []
+        spans = []
         for result, at in sent:
             result.get(timeout=60 + tasks)
             done = result.date_done
-            done = done if done.tzinfo else done.replace(tzinfo=UTC)
-            ends.append((done, (done - at).total_seconds()))
+            spans.append((at, done if done.tzinfo else done.replace(tzinfo=UTC)))
         app.close()
-        latencies = [latency for _, latency in ends]
-        elapsed = (max(done for done, _ in ends) - began).total_seconds()
-        return {"tasks_per_s": tasks / elapsed, "p50_s": statistics.median(latencies),
-                "p99_s": percentile(latencies, 99)}
+        return e2e.run_figures(tasks, began, spans)
     finally:
         for proc in (worker, server):
             if proc is not None:
@@ -86,30 +80,13 @@ def _pings(r: redis.Redis) -> bool:
         return False
 
 
-def _until(condition, what: str, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"not true after {timeout_s}s: {what}")
-        time.sleep(0.1)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="bench.peer")
-    parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", default="1,4")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = e2e.options("bench.peer")
     rows = []
     for workers in (int(w) for w in args.workers.split(",")):
         for system, run in (("taskmill", e2e.one_run), ("celery+redis", celery_run)):
-            runs = [run(args.tasks, args.clients, workers) for _ in range(args.repeat)]
-            rate = [r["tasks_per_s"] for r in runs]
             rows.append({"system": system, "workers": workers, "tasks": args.tasks,
-                         "tasks_per_s": statistics.median(rate), "min": min(rate), "max": max(rate),
-                         "p50_s": statistics.median(r["p50_s"] for r in runs),
-                         "p99_s": statistics.median(r["p99_s"] for r in runs)})
+                         **e2e.repeated(run, args, workers)})
             print(rows[-1], flush=True)
     print(table(f"Taskmill and Celery, no-op task, {args.clients} clients (median of {args.repeat})",
                 rows))

@@ -1,8 +1,7 @@
-"""The servers a benchmark talks to, from the environment scripts/bench.sh sets."""
+"""A fresh Taskmill for one benchmark run, on the servers scripts/bench.sh exports."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -11,16 +10,8 @@ from pathlib import Path
 
 import pymongo
 
-from tests.system import Servers, System, launch
-
-
-def servers() -> Servers:
-    mongo = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017/")
-    mysql = {"host": os.environ.get("SOURCE_MYSQL_HOST", "127.0.0.1"),
-             "port": int(os.environ.get("SOURCE_MYSQL_PORT", "3306")),
-             "user": os.environ.get("SOURCE_MYSQL_USER", "taskmill"),
-             "password": os.environ.get("SOURCE_MYSQL_PASSWORD", "")}
-    return Servers(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), mongo, mongo, mysql)
+from tests.servers import Servers
+from tests.system import System, launch
 
 
 @contextmanager
@@ -28,7 +19,7 @@ def system(workers: int = 0, **settings: object) -> Iterator[tuple[System, pymon
     """A fresh Taskmill with `workers` no-op (`slow`) worker processes and its tasks collection."""
     unique = uuid.uuid4().hex[:10]
     db = f"bench_{unique}"
-    where = servers()
+    where = Servers.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="taskmill-bench-"))
     running = launch(workdir, where, db, unique, workers=(), **settings)  # type: ignore[arg-type]
     client: pymongo.MongoClient = pymongo.MongoClient(where.mongo, tz_aware=True)

@@ -1,7 +1,8 @@
-"""Private Kafka and FerretDB servers that a test may stop, kill and start again.
+"""The servers tests run against: the shared ones (`Servers.from_env`), and private Kafka
+and FerretDB servers that a test may stop, kill and start again.
 
-They are started by `scripts/infra.sh` exactly like the shared ones, with ports and a
-state directory of their own, so the shared servers other tests use are never touched.
+Private servers are started by `scripts/infra.sh` exactly like the shared ones, with ports
+and a state directory of their own, so the shared servers other tests use are never touched.
 """
 
 from __future__ import annotations
@@ -11,13 +12,36 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import ROOT
 
 INFRA = ROOT / "scripts" / "infra.sh"
 _PORT_VARS = {"kafka": ("KAFKA_PORT", "KAFKA_CONTROLLER_PORT"), "ferretdb": ("FERRETDB_PORT",)}
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Where a system's servers are: Kafka, the task store, the sample sources."""
+
+    kafka: str
+    mongo: str
+    source_mongo: str
+    mysql: Mapping[str, Any]
+
+    @classmethod
+    def from_env(cls) -> Servers:
+        """The shared servers, as scripts/test.sh and scripts/bench.sh export them."""
+        mongo = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017/")
+        mysql = {"host": os.environ.get("SOURCE_MYSQL_HOST", "127.0.0.1"),
+                 "port": int(os.environ.get("SOURCE_MYSQL_PORT", "3306")),
+                 "user": os.environ.get("SOURCE_MYSQL_USER", "taskmill"),
+                 "password": os.environ.get("SOURCE_MYSQL_PASSWORD", ""),
+                 "database": os.environ.get("SOURCE_MYSQL_DATABASE", "taskmill_sample")}
+        return cls(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), mongo, mongo, mysql)
 
 
 def free_port() -> int:

@@ -31,7 +31,7 @@ from taskmill.client import ApiClient
 from taskmill.codec import decode
 from taskmill.schema import FINAL
 from tests.helpers import ROOT, write_config
-from tests.servers import free_port
+from tests.servers import Servers, free_port
 
 BIN = Path(sys.executable).parent
 TOKEN = "e2e-token"
@@ -43,14 +43,29 @@ class SystemFailure(AssertionError):
     """The system did not reach a state in time (carries the processes' logs)."""
 
 
-@dataclass(frozen=True)
-class Servers:
-    """Where a system's servers are: Kafka, the task store, the sample sources."""
+def wait_until(what: str, condition: Callable[[], bool], timeout_s: float = 60,
+               details: Callable[[], str] = str) -> None:
+    """Poll condition until it holds; raise SystemFailure (with details()) after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemFailure(f"not true after {timeout_s}s: {what}\n{details()}")
+        time.sleep(0.05)
 
-    kafka: str
-    mongo: str
-    source_mongo: str
-    mysql: Mapping[str, Any]
+
+def topic_reader(servers: str, topic: str, timeout_s: float = 30, **settings: Any) -> Consumer:
+    """A consumer outside any group, on every partition of topic from the start (once the
+    topic exists)."""
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"reader-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, **settings})
+    partitions: dict[int, Any] = {}
+
+    def created() -> bool:
+        partitions.update(consumer.list_topics(topic, timeout=5).topics[topic].partitions)
+        return bool(partitions)
+    wait_until(f"topic {topic} exists", created, timeout_s)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    return consumer
 
 
 @dataclass
@@ -121,11 +136,7 @@ class System:
 
     def wait_until(self, what: str, condition: Callable[[], bool], timeout_s: float = 60) -> None:
         """Poll condition until it holds; fail with the processes' logs after timeout_s."""
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            if time.monotonic() > deadline:
-                raise SystemFailure(f"not true after {timeout_s}s: {what}\n{self.logs()}")
-            time.sleep(0.05)
+        wait_until(what, condition, timeout_s, self.logs)
 
     def wait_final(self, task_ids: list[str], timeout_s: float = 60) -> list[dict[str, Any]]:
         """Poll status_task until every task is finished or failed; return the statuses."""
@@ -157,11 +168,9 @@ class System:
 
 def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[tuple[str, int]]:
     """How many messages the topic holds for each (task_id, attempt)."""
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"audit-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = topic_reader(servers, topic, **{"enable.partition.eof": True})
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        partitions = consumer.assignment()
         counts: Counter[tuple[str, int]] = Counter()
         at_end: set[int] = set()
         deadline = time.monotonic() + timeout_s

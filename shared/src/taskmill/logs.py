@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from taskmill.schema import iso
@@ -14,6 +15,11 @@ CONTEXT_FIELDS = ("task_id", "service", "attempt", "request_id", "route", "statu
 
 # A message (which may quote a task's condition or an algorithm's error) is cut here.
 MAX_MESSAGE_CHARS = 2000
+
+
+def task_fields(task: Mapping[str, Any]) -> dict[str, Any]:
+    """The `extra=` of a log record about a stored task."""
+    return {"task_id": task["task_id"], "service": task["service"], "attempt": task["attempt"]}
 
 
 def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:

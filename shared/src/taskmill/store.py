@@ -160,8 +160,7 @@ class TaskStore:
             attempt = task["attempt"] + 1
             return {
                 "$set": {"status": Status.READY.value, "attempt": attempt, "run_attempts": 1,
-                         **_queued(now),
-                         "claim_until": None, "lease_until": None, "start_time": None,
+                         **_queued(now), "lease_until": None, "start_time": None,
                          "end_time": None, "result": None, "progress": None},
                 "$push": {"history": _event(Status.READY, now, attempt, "started")},
             }
@@ -197,13 +196,12 @@ class TaskStore:
             failed = _event(status, now, task["attempt"], message)
             if status == Status.FAILED and retry:
                 policy = self._retries.get(task["service"])
-                if policy is not None and task.get("run_attempts", 1) < policy.max_attempts:
+                if policy is not None and task["run_attempts"] < policy.max_attempts:
                     return self._run_again(task, now, [failed], policy.delay_s(task["run_attempts"]),
                                            f"retry after: {message}")
             fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message}
             if status == Status.RUNNING:
-                fields.update(start_time=now, lease_until=now + self._lease,
-                              claim_until=None, **_UNQUEUED)
+                fields.update(start_time=now, lease_until=now + self._lease, **_UNQUEUED)
             else:
                 fields.update(end_time=now, lease_until=None)
             if status == Status.FINISHED:
@@ -266,8 +264,8 @@ class TaskStore:
                 done = self._tasks.update_many(
                     {"outbox": True, "task_id": {"$in": task_ids}, "attempt": attempt,
                      "status": {"$in": [Status.READY.value, Status.WAITING.value]}},
-                    {"$set": {"status": Status.WAITING.value, **_UNQUEUED, "claim_until": None,
-                              "update_time": now, "lease_until": now + self._waiting_timeout},
+                    {"$set": {"status": Status.WAITING.value, **_UNQUEUED, "update_time": now,
+                              "lease_until": now + self._waiting_timeout},
                      "$inc": {"version": 1},
                      "$push": {"history": _event(Status.WAITING, now, attempt, None)}})
                 changed += done.modified_count
@@ -279,7 +277,7 @@ class TaskStore:
         """Give claimed tasks back to the outbox (their publication failed)."""
         with _unavailable_as_error():
             self._tasks.update_many({"outbox": True, "task_id": {"$in": list(task_ids)}},
-                                    {"$set": {"claim_until": None}, "$inc": {"version": 1}})
+                                    {"$set": _UNCLAIMED, "$inc": {"version": 1}})
 
     # -- figures for the metrics ----------------------------------------------------------
 
@@ -332,7 +330,7 @@ class TaskStore:
         lease = task.get("lease_until")
         if task["status"] not in BUSY or lease is None or lease >= now:
             raise StateConflict(f"task {task['task_id']} is no longer expired")
-        tries = task.get("run_attempts", 1)
+        tries = task["run_attempts"]
         lost = ("worker lost" if task["status"] == Status.RUNNING
                 else "no worker took the task")
         if tries >= self._lifecycle.max_attempts:
@@ -345,11 +343,10 @@ class TaskStore:
     def _run_again(self, task: Task, now: datetime, events: list[dict[str, Any]], delay_s: float,
                    why: str) -> dict[str, Any]:
         """The update that queues a new attempt of the task for publication after delay_s."""
-        attempt, tries = task["attempt"] + 1, task.get("run_attempts", 1) + 1
+        attempt, tries = task["attempt"] + 1, task["run_attempts"] + 1
         return {"$set": {"status": Status.WAITING.value, "attempt": attempt, "run_attempts": tries,
                          **_queued(now + timedelta(seconds=delay_s)),
-                         "claim_until": None, "lease_until": None, "start_time": None,
-                         "progress": None},
+                         "lease_until": None, "start_time": None, "progress": None},
                 "$push": {"history": {"$each": [
                     *events, _event(Status.WAITING, now, attempt, f"attempt {attempt}: {why}")]}}}
 
@@ -375,12 +372,14 @@ class TaskStore:
 
 
 # A task in the outbox is due for publication at start_requested_at (a retry's backoff
-# puts that in the future). Both fields always change together.
-_UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None, "claim_token": None}
+# puts that in the future); a dispatcher's claim on it lives in claim_until/claim_token.
+# Entering or leaving the outbox sets all four together, and always drops the claim.
+_UNCLAIMED: dict[str, Any] = {"claim_until": None, "claim_token": None}
+_UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None, **_UNCLAIMED}
 
 
 def _queued(at: datetime) -> dict[str, Any]:
-    return {"outbox": True, "start_requested_at": at}
+    return {"outbox": True, "start_requested_at": at, **_UNCLAIMED}
 
 
 def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any], start: bool,
@@ -402,7 +401,6 @@ def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any],
         "attempt": attempt,
         "run_attempts": attempt,
         **(_queued(now) if start else _UNQUEUED),
-        "claim_until": None,
         "lease_until": None,
         "progress": None,
         "version": 1,

@@ -37,7 +37,7 @@ class Dispatcher:
         self._admin = admin
         self._relay = Relay(config, store, producer)
         self._recovery = Recovery(config, store)
-        self._stats = TaskStats(store, list(config.services), config.lifecycle.stats_interval_s)
+        self._stats = TaskStats(config, store)
         self.stopping = threading.Event()
 
     def run(self) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
 from taskmill.config import Config
+from taskmill.logs import task_fields
 from taskmill.schema import Status
 from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
+from taskmill_dispatcher.interval import Interval
 
 log = logging.getLogger(__name__)
 
@@ -17,23 +17,20 @@ log = logging.getLogger(__name__)
 class Recovery:
     """Every recovery_interval_s, hand the store's expired tasks back to the outbox."""
 
-    def __init__(self, config: Config, store: TaskStore, batch_size: int = 100,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: Config, store: TaskStore, batch_size: int = 100) -> None:
         self._services = list(config.services)
-        self._interval_s = config.lifecycle.recovery_interval_s
         self._store = store
         self._batch_size = batch_size
-        self._clock = clock
-        self._next_at = clock()
+        self._interval = Interval(config.lifecycle.recovery_interval_s)
 
     def run_due(self) -> int:
         """Recover what expired, if a round is due; return how many tasks changed."""
-        if self._clock() < self._next_at:
+        if not self._interval.due():
             return 0
         recovered = self.run_once()
         # A full batch means more are waiting: come back at once.
         if recovered < self._batch_size:
-            self._next_at = self._clock() + self._interval_s
+            self._interval.restart()
         return recovered
 
     def run_once(self) -> int:
@@ -41,7 +38,5 @@ class Recovery:
         for task in tasks:
             outcome = "failed" if task["status"] == Status.FAILED else "requeued"
             metrics.RECOVERED.labels(task["service"], outcome).inc()
-            log.warning("lease expired: %s", task["history"][-1]["message"],
-                        extra={"task_id": task["task_id"], "service": task["service"],
-                               "attempt": task["attempt"]})
+            log.warning("lease expired: %s", task["history"][-1]["message"], extra=task_fields(task))
         return len(tasks)

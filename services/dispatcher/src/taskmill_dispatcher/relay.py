@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from taskmill.codec import TaskMessage
 from taskmill.config import Config
+from taskmill.logs import task_fields
 from taskmill.schema import utcnow
 from taskmill.store import Task, TaskStore
 from taskmill_dispatcher import metrics
@@ -102,7 +103,5 @@ class Relay:
             task = outcome.task
             metrics.PUBLISH_FAILURES.labels(task["service"]).inc()
             log.warning("publication not confirmed (%s); will retry",
-                        outcome.error or "no answer from the broker",
-                        extra={"task_id": task["task_id"], "service": task["service"],
-                               "attempt": task["attempt"]})
+                        outcome.error or "no answer from the broker", extra=task_fields(task))
         self._store.release_claims([o.task["task_id"] for o in failed])

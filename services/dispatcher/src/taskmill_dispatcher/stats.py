@@ -3,27 +3,25 @@ query per interval, however often Prometheus scrapes."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-
+from taskmill.config import Config
 from taskmill.schema import Status, utcnow
 from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
+from taskmill_dispatcher.interval import Interval
 
 
 class TaskStats:
-    def __init__(self, store: TaskStore, services: Sequence[str], interval_s: float = 15.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    """Every stats_interval_s, count the tasks by service and status, and the outbox."""
+
+    def __init__(self, config: Config, store: TaskStore) -> None:
+        self._services = list(config.services)
         self._store = store
-        self._services = list(services)
-        self._interval_s = interval_s
-        self._clock = clock
-        self._next_at = clock()
+        self._interval = Interval(config.lifecycle.stats_interval_s)
 
     def run_due(self) -> None:
-        if self._clock() < self._next_at:
+        if not self._interval.due():
             return
-        self._next_at = self._clock() + self._interval_s
+        self._interval.restart()
         counts = self._store.count_by_service_status()
         for service in self._services:  # every configured pair, zeros included
             for status in Status:
