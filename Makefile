@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install up down clean test test-unit test-faults bench bench-quick lint
+.PHONY: help install up down clean test test-unit test-faults bench bench-quick lint lint-deploy
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,3 +38,6 @@ bench-quick: install  ## the benchmarks at small sizes (under two minutes): chec
 
 lint:  ## ruff over everything
 	uv run --locked ruff check .
+
+lint-deploy:  ## validate Dockerfiles, docker-compose.yml and the Kubernetes overlays offline
+	scripts/lint-deploy.sh

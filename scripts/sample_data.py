@@ -1,7 +1,9 @@
 """The sample data the example workers read, generated deterministically.
 
-    python scripts/sample_data.py mongo      # (re)load the `users` collection of SOURCE_MONGO_*
-    python scripts/sample_data.py mysql      # print SQL for MariaDB: tables and rows
+    python scripts/sample_data.py mongo URI DBNAME   # (re)load the `users` collection
+    python scripts/sample_data.py mysql              # print SQL for MariaDB: tables and rows
+    python scripts/sample_data.py source NAME        # fill the configured source (mongo|mysql)
+                                                     # as the workers open it (docker compose)
 
 Both are idempotent. Tests import `users()`, `customers()` and `orders()` to know what
 the sources hold.
@@ -47,8 +49,12 @@ def orders(count: int = 500) -> list[dict[str, Any]]:
 
 def mysql_script() -> str:
     """Return the SQL that creates and fills the sample tables (idempotent)."""
+    return "\n".join(["USE taskmill_sample;", *mysql_statements()]) + "\n"
+
+
+def mysql_statements() -> list[str]:
+    """Return the statements that create and fill the sample tables, in order."""
     lines = [
-        "USE taskmill_sample;",
         "CREATE TABLE IF NOT EXISTS customers (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL,"
         " country CHAR(2) NOT NULL);",
         "CREATE TABLE IF NOT EXISTS orders (id INT PRIMARY KEY, customer_id INT NOT NULL,"
@@ -60,7 +66,7 @@ def mysql_script() -> str:
     lines += [f"INSERT IGNORE INTO orders VALUES ({o['id']}, {o['customer_id']}, "
               f"{o['amount_cents'] / 100:.2f}, '{o['status']}', '{o['created_at'].isoformat()}');"
               for o in orders()]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def load_mongo(uri: str, dbname: str) -> None:
@@ -69,11 +75,34 @@ def load_mongo(uri: str, dbname: str) -> None:
 
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         uri, serverSelectionTimeoutMS=5000)
-    collection = client[dbname]["users"]
+    fill_users(client[dbname])
+    client.close()
+
+
+def fill_users(database: Any) -> None:
+    """Replace the `users` collection of a pymongo Database with the generated users."""
+    collection = database["users"]
     collection.delete_many({})
     collection.insert_many(users())
     collection.create_index("user_id", unique=True)
-    client.close()
+
+
+def load_source(name: str) -> None:
+    """Fill the configured data source `name` (mongo or mysql), opened as the workers do."""
+    from taskmill.config import load_config
+    from taskmill.worker.sources import Sources
+
+    sources = Sources(load_config().sources)
+    try:
+        source = sources.get(name)
+        if name == "mongo":
+            fill_users(source)
+            return
+        with source.cursor() as cursor:
+            for statement in mysql_statements():
+                cursor.execute(statement)
+    finally:
+        sources.close()
 
 
 if __name__ == "__main__":
@@ -82,5 +111,7 @@ if __name__ == "__main__":
         sys.stdout.write(mysql_script())
     elif target == "mongo":
         load_mongo(sys.argv[2], sys.argv[3])
+    elif target == "source" and len(sys.argv) == 3:
+        load_source(sys.argv[2])
     else:
-        sys.exit("usage: sample_data.py mysql | mongo <uri> <dbname>")
+        sys.exit("usage: sample_data.py mysql | mongo <uri> <dbname> | source mongo|mysql")

@@ -87,6 +87,7 @@ class LifecycleConfig:
     dispatch_claim_s: float = 30.0
     dispatch_poll_s: float = 0.1
     shutdown_grace_s: float = 25.0
+    stall_s: float = 120.0
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from types import FrameType
 
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
-from prometheus_client import start_http_server
 
 from taskmill.config import Config, load_config
 from taskmill.errors import DependencyUnavailable
+from taskmill.health import Liveness, serve
 from taskmill.kafka import common_conf, producer_conf
 from taskmill.logs import setup_logging
 from taskmill.store import TaskStore
@@ -30,7 +30,7 @@ class Dispatcher:
     """The relay and recovery loop, with start-up chores retried until they succeed."""
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
-                 admin: AdminClient) -> None:
+                 admin: AdminClient, liveness: Liveness) -> None:
         self._config = config
         self._store = store
         self._producer = producer
@@ -38,6 +38,7 @@ class Dispatcher:
         self._relay = Relay(config, store, producer)
         self._recovery = Recovery(config, store)
         self._stats = TaskStats(config, store)
+        self.liveness = liveness
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -46,6 +47,7 @@ class Dispatcher:
         metrics.UP.set(1)
         idle_s = self._config.lifecycle.dispatch_poll_s
         while not self.stopping.is_set():
+            self.liveness.beat()
             try:
                 indexes_ok = indexes_ok or self._ensure_indexes()
                 topics_ok = topics_ok or self._ensure_topics()
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     """Start the dispatcher until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="taskmill-dispatcher")
     parser.add_argument("--metrics-port", type=int, default=9101,
-                        help="port of the Prometheus endpoint (0: none)")
+                        help="port of /metrics and /healthz (0: none)")
     parser.add_argument("--metrics-addr", default="127.0.0.1")
     args = parser.parse_args(argv)
     setup_logging("dispatcher")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     store = TaskStore.open(config, appname="taskmill-dispatcher")
     producer = Producer(producer_conf(config.kafka, delivery_timeout_s(config)))
     admin = AdminClient(common_conf(config.kafka))
-    dispatcher = Dispatcher(config, store, producer, admin)
+    dispatcher = Dispatcher(config, store, producer, admin, Liveness(config.lifecycle.stall_s))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %s: stopping after the current round", signal.Signals(signum).name)
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if args.metrics_port:
-        start_http_server(args.metrics_port, addr=args.metrics_addr)
+        serve(args.metrics_port, args.metrics_addr, dispatcher.liveness)
     log.info("dispatcher started for services %s", ", ".join(config.services))
     dispatcher.run()
 

@@ -21,12 +21,13 @@ from types import FrameType
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from prometheus_client import start_http_server
 
 from taskmill.client import ApiClient
 from taskmill.codec import TaskMessage, decode
 from taskmill.config import Config, ServiceConfig, load_config
 from taskmill.errors import ApiError, MessageDecodeError
+from taskmill.health import Liveness
+from taskmill.health import serve as serve_health
 from taskmill.kafka import consumer_conf
 from taskmill.logs import setup_logging
 from taskmill.schema import Status
@@ -78,7 +79,8 @@ class Worker:
     """Runs one service's algorithm on the tasks of its topic."""
 
     def __init__(self, config: Config, service: ServiceConfig, algorithm: Algorithm,
-                 api: ApiClient, consumer: KafkaConsumer, sources: Sources) -> None:
+                 api: ApiClient, consumer: KafkaConsumer, sources: Sources,
+                 liveness: Liveness) -> None:
         self._config = config
         self._service = service
         self._algorithm = algorithm
@@ -86,6 +88,7 @@ class Worker:
         self._consumer = consumer
         self._sources = sources
         self._busy = False
+        self.liveness = liveness
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -96,6 +99,7 @@ class Worker:
         lag_at = time.monotonic()
         try:
             while not self.stopping.is_set():
+                self.liveness.beat()
                 msg = self._consumer.poll(0.5)
                 if msg is not None:
                     self.handle(msg)
@@ -248,6 +252,7 @@ class Worker:
         self._consumer.resume(self._consumer.assignment())
 
     def _poll_paused(self, timeout_s: float) -> None:
+        self.liveness.beat()  # a long task or a report being retried is not a stall
         msg = self._consumer.poll(timeout_s)
         if msg is not None and msg.error() is None:
             # Fetched before the pause took effect: rewind so it is delivered again.
@@ -291,7 +296,7 @@ def serve(service_name: str, algorithm: Algorithm, argv: list[str] | None = None
     """Run a worker process for the named service until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog=f"taskmill-worker-{service_name}")
     parser.add_argument("--metrics-port", type=int, default=0,
-                        help="port of the Prometheus endpoint (0: none)")
+                        help="port of /metrics and /healthz (0: none)")
     parser.add_argument("--metrics-addr", default="127.0.0.1")
     args = parser.parse_args(argv)
     setup_logging(f"worker-{service_name}")
@@ -302,7 +307,8 @@ def serve(service_name: str, algorithm: Algorithm, argv: list[str] | None = None
         raise SystemExit("AUTH_TOKEN is not set: the worker reports through the api with it")
     service = config.service(service_name)
     worker = Worker(config, service, algorithm, ApiClient(config.api.url, config.auth_token),
-                    Consumer(consumer_conf(config.kafka, service)), Sources(config.sources))
+                    Consumer(consumer_conf(config.kafka, service)), Sources(config.sources),
+                    Liveness(config.lifecycle.stall_s))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %s: finishing the current task, then stopping",
@@ -312,5 +318,5 @@ def serve(service_name: str, algorithm: Algorithm, argv: list[str] | None = None
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if args.metrics_port:
-        start_http_server(args.metrics_port, addr=args.metrics_addr)
+        serve_health(args.metrics_port, args.metrics_addr, worker.liveness)
     worker.run()
