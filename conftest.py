@@ -73,6 +73,15 @@ def mysql_settings() -> dict[str, Any]:
     return settings
 
 
+@pytest.fixture(scope="session")
+def mysql_admin_socket() -> str:
+    """The Unix socket where root administers the MariaDB of scripts/infra.sh."""
+    socket = os.environ.get("TASKMILL_MARIADB_SOCKET", "")
+    if not socket or not Path(socket).exists():
+        unavailable(f"MariaDB's admin socket {socket!r}")
+    return socket
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique suffix for names this test owns."""

@@ -33,7 +33,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from taskmill.config import Config, load_config
+from taskmill.config import ENV_OVERRIDES, Config, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +52,10 @@ CRD_MODULES = {
 }
 
 SECRET_NAME = "taskmill"
+# The environment a Taskmill process reads: the config's overrides, gunicorn's settings
+# (services/api/src/taskmill_api/gunicorn_conf.py) and Python's own. Anything else is a typo.
+KNOWN_ENV = {*ENV_OVERRIDES, "API_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS",
+             "PROMETHEUS_MULTIPROC_DIR", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
 # What a kafka trigger must say (KEDA ignores a misspelt key and falls back to its default).
 KAFKA_TRIGGER_KEYS = {"consumerGroup", "topic", "lagThreshold"}
 KAFKA_TRIGGER_OPTIONAL = {"bootstrapServers", "bootstrapServersFromEnv", "activationLagThreshold",
@@ -104,6 +108,10 @@ def lint_compose(root: Path, problems: Problems) -> None:
         problems.add(f"docker-compose.yml {location}", error.message)
     for name, service in (compose.get("services") or {}).items():
         build = service.get("build") if isinstance(service, dict) else None
+        if isinstance(build, dict):
+            environment = service.get("environment") or {}
+            for key in sorted(set(environment) - KNOWN_ENV if isinstance(environment, dict) else ()):
+                problems.add(f"docker-compose.yml services/{name}", f"{key} is not a Taskmill setting")
         if isinstance(build, dict) and not (root / build.get("context", ".") /
                                             build.get("dockerfile", "Dockerfile")).is_file():
             problems.add(f"docker-compose.yml services/{name}", "its build dockerfile does not exist")
@@ -281,6 +289,11 @@ class Rules:
 
     def check_refs(self, deployment: dict[str, Any], container: dict[str, Any]) -> None:
         maps = self.named("ConfigMap")
+        names = {var["name"] for var in container.get("env", [])}
+        for source in container.get("envFrom", []):
+            names |= set(maps.get(source.get("configMapRef", {}).get("name"), {}).get("data", {}))
+        for name in sorted(names - KNOWN_ENV):
+            self.add(deployment, f"env {name} is not a Taskmill setting")
         for source in container.get("envFrom", []):
             name = source.get("configMapRef", {}).get("name")
             if name is not None and name not in maps:

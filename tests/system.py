@@ -190,10 +190,12 @@ def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[t
         consumer.close()
 
 
-def launch(workdir: Path, servers: Servers, task_db: str, unique: str,
-           workers: tuple[str, ...] = ("aaa", "bbb"), lifecycle: Mapping[str, float] | None = None,
-           kafka_settings: Mapping[str, int] | None = None) -> System:
-    """Start api, dispatcher and workers with topics, groups and a database of their own."""
+def environment(workdir: Path, servers: Servers, task_db: str, unique: str,
+                lifecycle: Mapping[str, float] | None = None,
+                kafka_settings: Mapping[str, int] | None = None,
+                ) -> tuple[dict[str, str], dict[str, dict[str, str]], int]:
+    """The environment of a system of its own: topics, groups and a database of its own,
+    a config file in workdir, the api on a free port. Returns (env, services, api port)."""
     services = {name: {"source_name": source, "topic_name": f"mq_{name}_{unique}",
                        "consumer_id": f"c_{name}_{unique}"}
                 for name, source in SOURCES.items()}
@@ -211,6 +213,14 @@ def launch(workdir: Path, servers: Servers, task_db: str, unique: str,
            "SOURCE_MYSQL_PORT": str(servers.mysql["port"]),
            "SOURCE_MYSQL_USER": servers.mysql["user"],
            "SOURCE_MYSQL_PASSWORD": servers.mysql["password"]}
+    return env, services, port
+
+
+def launch(workdir: Path, servers: Servers, task_db: str, unique: str,
+           workers: tuple[str, ...] = ("aaa", "bbb"), lifecycle: Mapping[str, float] | None = None,
+           kafka_settings: Mapping[str, int] | None = None) -> System:
+    """Start api, dispatcher and workers with topics, groups and a database of their own."""
+    env, services, port = environment(workdir, servers, task_db, unique, lifecycle, kafka_settings)
     system = System(workdir, env, services, ApiClient(f"http://127.0.0.1:{port}", TOKEN), port)
     try:
         system.start_api()

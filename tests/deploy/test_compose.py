@@ -1,0 +1,95 @@
+"""docker-compose.yml wires the images the way they really run (checked without Docker)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pymongo
+import pymysql
+import pytest
+import yaml
+
+from tests.deploy.dockerfile import parse
+from tests.helpers import ROOT, sample_data
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+TASKMILL = ["api", "dispatcher", "worker-aaa", "worker-bbb"]
+
+
+def test_each_service_builds_its_own_dockerfile_and_is_scraped_on_its_port() -> None:
+    """Every service is built from services/<name>/Dockerfile, and Prometheus scrapes it on
+    the port that image exposes; the workers wait for a healthy api and the sample data."""
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for job in prometheus["scrape_configs"] for c in job["static_configs"]
+               for t in c["targets"]}
+    for name in TASKMILL:
+        service = COMPOSE["services"][name]
+        assert service["build"]["dockerfile"] == f"services/{name}/Dockerfile"
+        assert f"{name}:{parse(ROOT / service['build']['dockerfile']).expose[0]}" in targets
+        assert service["read_only"] is True
+    for worker in ("worker-aaa", "worker-bbb"):
+        depends = COMPOSE["services"][worker]["depends_on"]
+        assert depends["api"]["condition"] == "service_healthy"
+        assert depends["sample-data"]["condition"] == "service_completed_successfully"
+
+
+def test_grafana_provisions_the_dashboard_the_tests_check() -> None:
+    """Grafana mounts deploy/grafana/taskmill-dashboard.json where its provider looks."""
+    grafana = COMPOSE["services"]["grafana"]
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/taskmill.yaml").read_text())["providers"][0]
+    mounts = dict(volume.rsplit(":", 1)[0].split(":") for volume in grafana["volumes"])
+    dashboard = mounts["./deploy/grafana/taskmill-dashboard.json"]
+    assert Path(dashboard).parent == Path(provider["options"]["path"])
+    assert (ROOT / "deploy/grafana/taskmill-dashboard.json").is_file()
+
+
+@pytest.fixture
+def empty_mysql_database(mysql_settings: dict[str, Any], mysql_admin_socket: str,
+                         unique: str) -> Iterator[str]:
+    """A new MariaDB database the source user owns (as MYSQL_DATABASE in the mysql image);
+    the shared one is read-only to that user."""
+    name = f"seed_{unique}"
+    with pymysql.connect(unix_socket=mysql_admin_socket, user="root", autocommit=True) as admin:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+            cursor.execute(f"GRANT ALL ON {name}.* TO %s@%s",
+                           (mysql_settings["user"], mysql_settings["host"]))
+        try:
+            yield name
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE {name}")
+
+
+@pytest.mark.integration
+def test_sample_data_service_fills_both_sources(mongo_uri: str, mysql_settings: dict[str, Any],
+                                                empty_mysql_database: str, unique: str) -> None:
+    """The compose one-shot `sample-data`, run natively with the compose environment pointed
+    at the local servers, fills the MongoDB users and the MySQL tables the workers read."""
+    service = COMPOSE["services"]["sample-data"]
+    command = [arg.replace("/opt/sample_data.py", str(ROOT / "scripts" / "sample_data.py"))
+               for arg in service["entrypoint"]]
+    dbname = f"sample_{unique}"
+    mysql = {**mysql_settings, "database": empty_mysql_database}
+    env = {**os.environ, "TASKMILL_CONFIG": str(ROOT / "config" / "config.yaml"),
+           "SOURCE_MONGO_URI": mongo_uri, "SOURCE_MONGO_DBNAME": dbname,
+           "SOURCE_MYSQL_HOST": mysql["host"], "SOURCE_MYSQL_PORT": str(mysql["port"]),
+           "SOURCE_MYSQL_USER": mysql["user"], "SOURCE_MYSQL_PASSWORD": mysql["password"],
+           "SOURCE_MYSQL_DATABASE": mysql["database"]}
+    subprocess.run(command, env=env, check=True, timeout=120)
+    data = sample_data()
+    with pymongo.MongoClient(mongo_uri) as client:
+        try:
+            assert client[dbname]["users"].count_documents({}) == len(data.users())
+        finally:
+            client.drop_database(dbname)
+    with pymysql.connect(**mysql) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM customers")
+        assert cursor.fetchone()[0] == len(data.customers())
+        cursor.execute("SELECT COUNT(*) FROM orders")
+        assert cursor.fetchone()[0] == len(data.orders())
