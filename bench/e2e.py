@@ -17,8 +17,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from pymongo.collection import Collection
+
 from bench import stack
 from bench.figures import percentile, save, table
+from tests.system import System
 
 Run = Callable[[int, int, int], dict[str, float]]  # (tasks, clients, workers) -> figures
 
@@ -52,26 +55,33 @@ def repeated(run: Run, args: argparse.Namespace, workers: int) -> dict[str, floa
 
 def one_run(tasks: int, clients: int, workers: int) -> dict[str, float]:
     with stack.system(workers=workers) as (system, collection):
-        warm = [system.api.create_task("slow", {}, start=True) for _ in range(workers * 2)]
-        system.wait_final(warm, timeout_s=120)  # consumers joined, connections open
+        return one_load(system, collection, tasks, clients, workers)
 
-        def create(_: int) -> tuple[str, datetime]:
-            sent = datetime.now(UTC)
-            return system.api.create_task("slow", {}, start=True), sent
 
-        began = datetime.now(UTC)
-        with ThreadPoolExecutor(clients) as pool:
-            sent = dict(pool.map(create, range(tasks)))
-        ends: dict[str, datetime] = {}
-        deadline = time.monotonic() + 60 + tasks
-        while len(ends) < tasks:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"only {len(ends)} of {tasks} tasks finished\n{system.logs()}")
-            time.sleep(0.5)
-            for doc in collection.find({"status": "finished"}, {"_id": 0, "task_id": 1, "end_time": 1}):
-                if doc["task_id"] in sent:
-                    ends[doc["task_id"]] = doc["end_time"]
-        return run_figures(tasks, began, [(sent[t], ends[t]) for t in sent])
+def one_load(system: System, collection: Collection, tasks: int, clients: int,
+             workers: int) -> dict[str, float]:
+    """Warm the system up, then create and start `tasks` tasks from `clients` threads and
+    wait until all are finished: the run's figures."""
+    warm = [system.api.create_task("slow", {}, start=True) for _ in range(workers * 2)]
+    system.wait_final(warm, timeout_s=120)  # consumers joined, connections open
+
+    def create(_: int) -> tuple[str, datetime]:
+        sent = datetime.now(UTC)
+        return system.api.create_task("slow", {}, start=True), sent
+
+    began = datetime.now(UTC)
+    with ThreadPoolExecutor(clients) as pool:
+        sent = dict(pool.map(create, range(tasks)))
+    ends: dict[str, datetime] = {}
+    deadline = time.monotonic() + 60 + tasks
+    while len(ends) < tasks:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {len(ends)} of {tasks} tasks finished\n{system.logs()}")
+        time.sleep(0.5)
+        for doc in collection.find({"status": "finished"}, {"_id": 0, "task_id": 1, "end_time": 1}):
+            if doc["task_id"] in sent:
+                ends[doc["task_id"]] = doc["end_time"]
+    return run_figures(tasks, began, [(sent[t], ends[t]) for t in sent])
 
 
 def main() -> None:

@@ -17,12 +17,14 @@ FULL = {
     "scale": ["--sizes", "10000,30000", "--repeat", "3"],  # FerretDB: see the README
     "api": ["--clients", "1,8,32", "--duration", "5", "--repeat", "3"],
     "dispatch": ["--backlog", "10000", "--samples", "30", "--repeat", "1"],  # ~8 min a run
+    "profile": ["--tasks", "500", "--clients", "8", "--workers", "1"],
     "peer": ["--workers", "1,4", "--clients", "8", "--repeat", "3"],
 }
 QUICK = {
     "scale": ["--sizes", "500,1000", "--repeat", "2"],
     "api": ["--clients", "1,8", "--duration", "1", "--repeat", "1"],
     "dispatch": ["--backlog", "200", "--samples", "5", "--repeat", "1"],
+    "profile": ["--tasks", "50", "--clients", "4", "--workers", "1"],
     "peer": ["--workers", "1", "--clients", "4", "--repeat", "1"],
 }
 
@@ -31,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.run")
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the harness works")
     parser.add_argument("--tasks", type=int, help="tasks of the end-to-end runs (default 1000, quick 100)")
-    parser.add_argument("--only", help="comma-separated benchmarks to run (scale, api, dispatch, peer)")
+    parser.add_argument("--only", help="comma-separated benchmarks to run (" + ", ".join(FULL) + ")")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.only:

@@ -1,0 +1,128 @@
+"""Where the time goes: CPU by process and py-spy samples of every Taskmill process during
+an end-to-end run.
+
+    uv run python -m bench.profile [--tasks 500] [--clients 8] [--workers 1]
+
+Starts a fresh system, attaches `py-spy record` to the api (with its gunicorn workers),
+the dispatcher and each worker, runs the end-to-end load of bench.e2e, then prints
+- CPU seconds per process during the run, the infrastructure's included (FerretDB,
+  PostgreSQL, Kafka, from the pid files of scripts/infra.sh), as shares of the machine;
+- per Taskmill process, the functions most often on CPU: by own samples (the frame that
+  was running) and by samples including callees.
+Collapsed stacks go to bench/results/profile-<process>.txt (input of flamegraph.pl or
+speedscope).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench import stack
+from bench.e2e import one_load
+from bench.figures import RESULTS, save, table
+from tests.helpers import ROOT
+
+TICKS = os.sysconf("SC_CLK_TCK")
+INFRA = ("ferretdb", "postgres", "kafka", "mariadb")
+TOP = 12
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of pid and all its descendants (0 if gone)."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(child)
+        times[child] = (int(fields[11]) + int(fields[12])) / TICKS
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
+
+
+def infra_pids() -> dict[str, int]:
+    """The infrastructure's processes, from scripts/infra.sh's pid files."""
+    run_dir = Path(os.environ.get("TASKMILL_STATE", ROOT / ".local")) / "run"
+    pids = {}
+    for name in INFRA:
+        path = run_dir / f"{name}.pid"
+        if path.is_file():
+            pids[name] = int(path.read_text().split()[0])
+    return pids
+
+
+def top_frames(collapsed: Path) -> tuple[int, Counter[str], Counter[str]]:
+    """(samples, own samples by function, inclusive samples by function) of a raw profile."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not stack_text:
+            continue
+        count = int(count_text)
+        frames = [f for f in stack_text.split(";") if not f.startswith(("process ", "thread "))]
+        total += count
+        if frames:
+            own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    return total, own, inclusive
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.profile")
+    parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    py_spy = Path(sys.executable).with_name("py-spy")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with stack.system(workers=args.workers) as (system, collection):
+        procs = {name: proc.pid for name, proc in system.procs.items()}
+        watched = {**procs, **infra_pids()}
+        spies = {name: subprocess.Popen(
+            [str(py_spy), "record", "--nonblocking", "--subprocesses", "--rate", "100",
+             "--format", "raw", "--output", str(RESULTS / f"profile-{name}.txt"), "--pid", str(pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in procs.items()}
+        before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        began = time.monotonic()
+        figures = one_load(system, collection, args.tasks, args.clients, args.workers)
+        elapsed = time.monotonic() - began
+        used = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
+        for spy in spies.values():
+            spy.send_signal(signal.SIGINT)
+        for spy in spies.values():
+            spy.wait(60)
+    machine = elapsed * (os.cpu_count() or 1)
+    rows = [{"process": name, "cpu_s": round(cpu, 1), "share_of_machine": round(cpu / machine, 3)}
+            for name, cpu in sorted(used.items(), key=lambda item: -item[1])]
+    print(f"{args.tasks} tasks, {args.clients} clients, {args.workers} worker(s): "
+          f"{figures['tasks_per_s']:.1f} tasks/s over {elapsed:.1f} s")
+    print(table("CPU by process during the run", rows))
+    hot = {}
+    for name in procs:
+        total, own, inclusive = top_frames(RESULTS / f"profile-{name}.txt")
+        hot[name] = {"samples": total, "own": own.most_common(TOP), "inclusive": inclusive.most_common(TOP)}
+        print(f"\n{name}: {total} samples on CPU; top functions by own samples")
+        for frame, count in own.most_common(TOP):
+            print(f"  {count / max(total, 1):6.1%}  {frame}")
+    print(f"figures: {save('profile', {'tasks': args.tasks, 'elapsed_s': elapsed, 'cpu': rows, 'hot': hot})}")
+
+
+if __name__ == "__main__":
+    main()
