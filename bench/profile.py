@@ -7,8 +7,9 @@ Starts a fresh system, attaches `py-spy record` to the api (with its gunicorn wo
 the dispatcher and each worker, runs the end-to-end load of bench.e2e, then prints
 - CPU seconds per process during the run, the infrastructure's included (FerretDB,
   PostgreSQL, Kafka, from the pid files of scripts/infra.sh), as shares of the machine;
-- per Taskmill process, the functions most often on CPU: by own samples (the frame that
-  was running) and by samples including callees.
+- per Taskmill process, the functions its threads were in most often when not idle (py-spy
+  leaves out threads it sees waiting), by own samples (the innermost frame) and by samples
+  including callees; a thread in a socket call is waiting on MongoDB, Kafka or the api.
 Collapsed stacks go to bench/results/profile-<process>.txt (input of flamegraph.pl or
 speedscope).
 """
@@ -93,6 +94,7 @@ def main() -> None:
     py_spy = Path(sys.executable).with_name("py-spy")
     RESULTS.mkdir(parents=True, exist_ok=True)
     with stack.system(workers=args.workers) as (system, collection):
+        one_load(system, collection, 20, args.clients, args.workers)  # imports done, pools full
         procs = {name: proc.pid for name, proc in system.procs.items()}
         watched = {**procs, **infra_pids()}
         spies = {name: subprocess.Popen(
@@ -118,7 +120,7 @@ def main() -> None:
     for name in procs:
         total, own, inclusive = top_frames(RESULTS / f"profile-{name}.txt")
         hot[name] = {"samples": total, "own": own.most_common(TOP), "inclusive": inclusive.most_common(TOP)}
-        print(f"\n{name}: {total} samples on CPU; top functions by own samples")
+        print(f"\n{name}: {total} samples of its busy threads; top functions by own samples")
         for frame, count in own.most_common(TOP):
             print(f"  {count / max(total, 1):6.1%}  {frame}")
     print(f"figures: {save('profile', {'tasks': args.tasks, 'elapsed_s': elapsed, 'cpu': rows, 'hot': hot})}")
