@@ -29,7 +29,7 @@ MYSQL_PASSWORD_FILE=$LOCAL/mysql-password
 PY=$ROOT/.venv/bin/python
 
 install_python() {
-  command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(cat "$ROOT/.uv-version")"
+  ensure_uv
   (cd "$ROOT" && uv sync --locked --all-packages --quiet)
 }
 

@@ -18,7 +18,13 @@ MARIADB_PORT=${MARIADB_PORT:-3306}
 API_PORT=${API_PORT:-8000}
 
 log() { printf '[taskmill] %s\n' "$*" >&2; }
+
 die() { log "error: $*"; exit 1; }
+
+# ensure_uv: uv at the version the repository pins (.uv-version), from PyPI if missing.
+ensure_uv() {
+  command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(cat "$ROOT/.uv-version")"
+}
 
 # is_running NAME: the process recorded in NAME's pid file is alive.
 is_running() {

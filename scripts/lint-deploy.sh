@@ -17,4 +17,6 @@ if [ ! -x "$KUSTOMIZE" ] || [ "$TOOLS/go.sum" -nt "$KUSTOMIZE" ]; then
   (cd "$TOOLS" && CGO_ENABLED=0 go build -mod=readonly -o "$KUSTOMIZE" sigs.k8s.io/kustomize/kustomize/v5)
 fi
 cd "$ROOT"
+ensure_uv
+uv sync --locked --all-packages --quiet
 exec uv run --locked python scripts/lint_deploy.py --kustomize "$KUSTOMIZE" "$@"
