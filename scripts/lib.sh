@@ -18,7 +18,6 @@ MARIADB_PORT=${MARIADB_PORT:-3306}
 API_PORT=${API_PORT:-8000}
 
 log() { printf '[taskmill] %s\n' "$*" >&2; }
-
 die() { log "error: $*"; exit 1; }
 
 # ensure_uv: uv at the version the repository pins (.uv-version), from PyPI if missing.
