@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,8 @@ import yaml
 
 from tests.deploy.dockerfile import parse
 from tests.helpers import ROOT, sample_data
+from tests.servers import Servers
+from tests.system import environment
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 TASKMILL = ["api", "dispatcher", "worker-aaa", "worker-bbb"]
@@ -67,20 +68,19 @@ def empty_mysql_database(mysql_settings: dict[str, Any], mysql_admin_socket: str
 
 
 @pytest.mark.integration
-def test_sample_data_service_fills_both_sources(mongo_uri: str, mysql_settings: dict[str, Any],
-                                                empty_mysql_database: str, unique: str) -> None:
+def test_sample_data_service_fills_both_sources(tmp_path: Path, kafka_servers: str, mongo_uri: str,
+                                                mysql_settings: dict[str, Any],
+                                                empty_mysql_database: str, task_db: str,
+                                                unique: str) -> None:
     """The compose one-shot `sample-data`, run natively with the compose environment pointed
     at the local servers, fills the MongoDB users and the MySQL tables the workers read."""
     service = COMPOSE["services"]["sample-data"]
     command = [arg.replace("/opt/sample_data.py", str(ROOT / "scripts" / "sample_data.py"))
                for arg in service["entrypoint"]]
     dbname = f"sample_{unique}"
-    mysql = {**mysql_settings, "database": empty_mysql_database}
-    env = {**os.environ, "TASKMILL_CONFIG": str(ROOT / "config" / "config.yaml"),
-           "SOURCE_MONGO_URI": mongo_uri, "SOURCE_MONGO_DBNAME": dbname,
-           "SOURCE_MYSQL_HOST": mysql["host"], "SOURCE_MYSQL_PORT": str(mysql["port"]),
-           "SOURCE_MYSQL_USER": mysql["user"], "SOURCE_MYSQL_PASSWORD": mysql["password"],
-           "SOURCE_MYSQL_DATABASE": mysql["database"]}
+    env, _, _ = environment(tmp_path, Servers(kafka_servers, mongo_uri, mongo_uri, mysql_settings),
+                            task_db, unique)
+    env.update(SOURCE_MONGO_DBNAME=dbname, SOURCE_MYSQL_DATABASE=empty_mysql_database)
     subprocess.run(command, env=env, check=True, timeout=120)
     data = sample_data()
     with pymongo.MongoClient(mongo_uri) as client:
@@ -88,6 +88,7 @@ def test_sample_data_service_fills_both_sources(mongo_uri: str, mysql_settings: 
             assert client[dbname]["users"].count_documents({}) == len(data.users())
         finally:
             client.drop_database(dbname)
+    mysql = {**mysql_settings, "database": empty_mysql_database}
     with pymysql.connect(**mysql) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM customers")
         assert cursor.fetchone()[0] == len(data.customers())
