@@ -35,8 +35,9 @@ INFRA = ("ferretdb", "postgres", "kafka", "mariadb")
 TOP = 12
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of pid and all its descendants (0 if gone)."""
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """User+system CPU seconds of each named process and all its descendants, from one
+    pass over /proc (0 for a process that is gone)."""
     children: dict[int, list[int]] = {}
     times: dict[int, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -44,15 +45,18 @@ def cpu_seconds(pid: int) -> float:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        child = int(stat.parent.name)
-        children.setdefault(int(fields[1]), []).append(child)
-        times[child] = (int(fields[11]) + int(fields[12])) / TICKS
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += times.get(current, 0.0)
-        todo += children.get(current, [])
-    return total
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        times[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+    totals = {}
+    for name, root in roots.items():
+        total, todo = 0.0, [root]
+        while todo:
+            current = todo.pop()
+            total += times.get(current, 0.0)
+            todo += children.get(current, [])
+        totals[name] = total
+    return totals
 
 
 def infra_pids() -> dict[str, int]:
@@ -101,11 +105,12 @@ def main() -> None:
             [str(py_spy), "record", "--nonblocking", "--subprocesses", "--rate", "100",
              "--format", "raw", "--output", str(RESULTS / f"profile-{name}.txt"), "--pid", str(pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in procs.items()}
-        before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        before = cpu_seconds(watched)
         began = time.monotonic()
         figures = one_load(system, collection, args.tasks, args.clients, args.workers)
         elapsed = time.monotonic() - began
-        used = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
+        after = cpu_seconds(watched)
+        used = {name: after[name] - before[name] for name in watched}
         for spy in spies.values():
             spy.send_signal(signal.SIGINT)
         for spy in spies.values():

@@ -171,7 +171,8 @@ SQL
 # Load the sample data the example workers read (idempotent).
 load_sample_data() {
   "$PY" "$ROOT/scripts/sample_data.py" mysql | mariadb --no-defaults --socket="$MARIADB_SOCKET"
-  "$PY" "$ROOT/scripts/sample_data.py" mongo "mongodb://127.0.0.1:$FERRETDB_PORT/" taskmill_sample
+  SOURCE_MONGO_URI=mongodb://127.0.0.1:$FERRETDB_PORT/ SOURCE_MONGO_DBNAME=taskmill_sample \
+    "$PY" "$ROOT/scripts/sample_data.py" source mongo
   log "sample data loaded (MongoDB taskmill_sample.users, MariaDB taskmill_sample.*)"
 }
 

@@ -33,7 +33,8 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from taskmill.config import ENV_OVERRIDES, Config, load_config
+from taskmill.config import ENV_OVERRIDES, Config, parse_config
+from taskmill.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -205,6 +206,9 @@ class Rules:
         self.docs = docs
         self.secret_keys = secret_keys
         self.problems = problems
+        self.maps = self.named("ConfigMap")
+        self.deployments = self.named("Deployment")
+        self.services = self.named("Service")
 
     def of_kind(self, kind: str) -> Iterator[dict[str, Any]]:
         return (d for d in self.docs if d.get("kind") == kind)
@@ -219,27 +223,26 @@ class Rules:
         config = self.config()
         if config is None:
             return
-        for deployment in self.of_kind("Deployment"):
+        for deployment in self.deployments.values():
             self.check_pod(deployment, config)
         self.check_workers(config)
         self.check_targets()
 
     def config(self) -> Config | None:
         """The Config the pods will load: the ConfigMap's file with the env ConfigMap applied."""
-        maps = self.named("ConfigMap")
-        files = [m for m in maps.values() if "config.yaml" in m.get("data", {})]
-        envs = [m for m in maps.values() if "TASKMILL_ENV" in m.get("data", {})]
+        files = [m for m in self.maps.values() if "config.yaml" in m.get("data", {})]
+        envs = [m for m in self.maps.values() if "TASKMILL_ENV" in m.get("data", {})]
         if len(files) != 1 or len(envs) != 1:
             self.problems.add(self.where, "expected one ConfigMap with config.yaml and one with TASKMILL_ENV")
             return None
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-            f.write(files[0]["data"]["config.yaml"])
-            f.flush()
-            try:
-                return load_config(f.name, environ=envs[0]["data"])
-            except Exception as ex:  # the pods would fail the same way at start-up
-                self.problems.add(self.where, f"the config does not load: {ex}")
-                return None
+        try:
+            raw = yaml.safe_load(files[0]["data"]["config.yaml"])
+            if not isinstance(raw, dict):
+                raise ConfigError("the file is not a YAML mapping")
+            return parse_config(raw, envs[0]["data"])
+        except (ConfigError, yaml.YAMLError) as ex:  # the pods would fail the same way
+            self.problems.add(self.where, f"the config does not load: {ex}")
+            return None
 
     def check_pod(self, deployment: dict[str, Any], config: Config) -> None:
         pod = deployment["spec"]["template"]["spec"]
@@ -288,7 +291,7 @@ class Rules:
                 self.add(deployment, f"{probe} port {http.get('port')} is not a container port")
 
     def check_refs(self, deployment: dict[str, Any], container: dict[str, Any]) -> None:
-        maps = self.named("ConfigMap")
+        maps = self.maps
         names = {var["name"] for var in container.get("env", [])}
         for source in container.get("envFrom", []):
             names |= set(maps.get(source.get("configMapRef", {}).get("name"), {}).get("data", {}))
@@ -305,7 +308,7 @@ class Rules:
                                      "in deploy/k8s/secret.example.yaml")
 
     def check_workers(self, config: Config) -> None:
-        deployments = self.named("Deployment")
+        deployments = self.deployments
         scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in self.of_kind("ScaledObject")}
         for name in config.services:
             worker = f"taskmill-worker-{name}"
@@ -339,20 +342,20 @@ class Rules:
                           "(the extra consumers would sit idle)")
 
     def check_targets(self) -> None:
-        deployments = self.named("Deployment")
+        deployments = self.deployments
         for hpa in self.of_kind("HorizontalPodAutoscaler"):
             if hpa["spec"]["scaleTargetRef"]["name"] not in deployments:
                 self.add(hpa, "scales a Deployment that is not in the overlay")
         for pdb in self.of_kind("PodDisruptionBudget"):
             if not self.selects(pdb["spec"]["selector"]["matchLabels"], deployments.values()):
                 self.add(pdb, "selects no Deployment's pods")
-        for service in self.of_kind("Service"):
+        for service in self.services.values():
             if not self.selects(service["spec"]["selector"], deployments.values()):
                 self.add(service, "selects no Deployment's pods")
         self.check_monitors()
 
     def check_monitors(self) -> None:
-        services = self.named("Service")
+        services = self.services
         for monitor in self.of_kind("ServiceMonitor"):
             labels = monitor["spec"]["selector"]["matchLabels"]
             chosen = [s for s in services.values() if labels.items() <= s["metadata"]["labels"].items()]

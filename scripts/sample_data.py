@@ -1,9 +1,8 @@
 """The sample data the example workers read, generated deterministically.
 
-    python scripts/sample_data.py mongo URI DBNAME   # (re)load the `users` collection
-    python scripts/sample_data.py mysql              # print SQL for MariaDB: tables and rows
-    python scripts/sample_data.py source NAME        # fill the configured source (mongo|mysql)
-                                                     # as the workers open it (docker compose)
+    python scripts/sample_data.py mysql         # print SQL for MariaDB: tables and rows
+    python scripts/sample_data.py source NAME   # fill the configured source (mongo|mysql),
+                                                # opened as the workers open it
 
 Both are idempotent. Tests import `users()`, `customers()` and `orders()` to know what
 the sources hold.
@@ -69,16 +68,6 @@ def mysql_statements() -> list[str]:
     return lines
 
 
-def load_mongo(uri: str, dbname: str) -> None:
-    """Replace the sample users collection with the generated users."""
-    import pymongo
-
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        uri, serverSelectionTimeoutMS=5000)
-    fill_users(client[dbname])
-    client.close()
-
-
 def fill_users(database: Any) -> None:
     """Replace the `users` collection of a pymongo Database with the generated users."""
     collection = database["users"]
@@ -109,9 +98,7 @@ if __name__ == "__main__":
     target = sys.argv[1] if len(sys.argv) > 1 else ""
     if target == "mysql":
         sys.stdout.write(mysql_script())
-    elif target == "mongo":
-        load_mongo(sys.argv[2], sys.argv[3])
     elif target == "source" and len(sys.argv) == 3:
         load_source(sys.argv[2])
     else:
-        sys.exit("usage: sample_data.py mysql | mongo <uri> <dbname> | source mongo|mysql")
+        sys.exit("usage: sample_data.py mysql | source mongo|mysql")

@@ -193,11 +193,11 @@ class TaskStore:
             _check_attempt(task, attempt)
             if current not in WORKER_TRANSITIONS[status] and not _published_unconfirmed(task, status):
                 raise StateConflict(f"task {task_id} cannot go from {current} to {status}")
-            failed = _event(status, now, task["attempt"], message)
+            event = _event(status, now, task["attempt"], message)
             if status == Status.FAILED and retry:
                 policy = self._retries.get(task["service"])
                 if policy is not None and task["run_attempts"] < policy.max_attempts:
-                    return self._run_again(task, now, [failed], policy.delay_s(task["run_attempts"]),
+                    return self._run_again(task, now, [event], policy.delay_s(task["run_attempts"]),
                                            f"retry after: {message}")
             fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message}
             if status == Status.RUNNING:
@@ -206,7 +206,7 @@ class TaskStore:
                 fields.update(end_time=now, lease_until=None)
             if status == Status.FINISHED:
                 fields.update(result=dict(result or {}), progress=1.0)
-            return {"$set": fields, "$push": {"history": failed}}
+            return {"$set": fields, "$push": {"history": event}}
         return self._compare_and_set(task_id, change)
 
     def heartbeat(self, task_id: str, attempt: int | None, progress: float | None = None,
@@ -290,6 +290,7 @@ class TaskStore:
 
     def outbox_backlog(self) -> tuple[int, datetime | None]:
         """How many started tasks await publication, and when the oldest was started."""
+        # Two queries, not one $group with $min: FerretDB v1 does not implement $min there.
         with _unavailable_as_error():
             oldest = list(self._tasks.find({"outbox": True}, {"_id": 0, "start_requested_at": 1})
                           .sort([("start_requested_at", 1)]).limit(1))
