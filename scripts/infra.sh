@@ -106,12 +106,15 @@ start_postgres() {
 
 postgres_ready() { "$PG_BIN/pg_isready" -q -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT"; }
 
-# FerretDB stores each of its instances in a PostgreSQL database of its own.
+# FerretDB stores each of its instances in a PostgreSQL database of its own, with the
+# GIN indexes its equality filters can use (infra/ferretdb/companion-indexes.sql).
 ferretdb_pg_database() {
   local name=ferretdb_$FERRETDB_PORT
   "$PG_BIN/psql" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres -tAq \
     -c "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1 ||
     "$PG_BIN/createdb" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres "$name"
+  "$PG_BIN/psql" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres -d "$name" -qAt -v ON_ERROR_STOP=1 \
+    -f "$ROOT/infra/ferretdb/companion-indexes.sql" >/dev/null || die "cannot add FerretDB's GIN companion indexes"
   echo "$name"
 }
 

@@ -115,10 +115,20 @@ class TaskStore:
         return doc
 
     def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
-        """Return the status fields of the tasks that exist, by task_id, in one query."""
+        """Return the status fields of the tasks that exist, by task_id.
+
+        One lookup per id rather than one `$in` query: FerretDB v1 cannot push `$in` down
+        to its storage and decodes every task of the collection to answer it, while an
+        equality lookup is served by an index there as on MongoDB (a few ids, a few
+        round trips).
+        """
+        found: dict[str, Task] = {}
         with _unavailable_as_error():
-            docs = self._tasks.find({"task_id": {"$in": list(task_ids)}}, STATUS_FIELDS)
-            return {doc["task_id"]: doc for doc in docs}
+            for task_id in dict.fromkeys(task_ids):
+                doc = self._tasks.find_one({"task_id": task_id}, STATUS_FIELDS)
+                if doc is not None:
+                    found[task_id] = doc
+        return found
 
     def list(self, page: int, p_size: int, service: str | None = None,
              status: str | None = None) -> tuple[int, list[Task]]:
@@ -248,7 +258,8 @@ class TaskStore:
                 {**query, "task_id": {"$in": due}},
                 {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token},
                  "$inc": {"version": 1}})
-            return list(self._tasks.find({"claim_token": token}, {"_id": 0, "history": 0})
+            # `outbox` lets the outbox index (and FerretDB's pushdown) find the claimed few.
+            return list(self._tasks.find({"outbox": True, "claim_token": token}, {"_id": 0, "history": 0})
                         .sort([("start_requested_at", 1)]))
 
     def mark_published(self, published: Iterable[tuple[str, int]]) -> int:
