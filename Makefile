@@ -30,7 +30,7 @@ test-faults: install  ## the fault-injection suite alone (kills and stops real p
 test-unit:  ## unit tests only (no infrastructure)
 	uv run --locked pytest -m "not integration and not e2e"
 
-bench: install  ## every benchmark with full sizes; figures in bench/results/ (BENCH_TASKS=5000 for larger runs)
+bench: install  ## every benchmark with full sizes; figures in bench/results/ (BENCH_TASKS=N: end-to-end tasks, default 5000)
 	scripts/bench.sh $(if $(BENCH_TASKS),--tasks $(BENCH_TASKS))
 
 bench-quick: install  ## the benchmarks at small sizes (under two minutes): checks the harness works

@@ -62,6 +62,8 @@ def _cpus() -> int:
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return f"{value:,.1f}" if value >= 100 else f"{value:.2f}"
     if isinstance(value, int):

@@ -14,9 +14,9 @@ import sys
 import time
 
 FULL = {
-    "scale": ["--sizes", "10000,30000", "--repeat", "3"],  # FerretDB: see the README
+    "scale": ["--sizes", "10000,100000,1000000", "--repeat", "5"],  # ~20 min, mostly loading
     "api": ["--clients", "1,8,32", "--duration", "5", "--repeat", "3"],
-    "dispatch": ["--backlog", "10000", "--samples", "30", "--repeat", "1"],  # ~8 min a run
+    "dispatch": ["--backlog", "10000", "--samples", "30", "--repeat", "1"],
     "profile": ["--tasks", "500", "--clients", "8", "--workers", "1"],
     "peer": ["--workers", "1,4", "--clients", "8", "--repeat", "3"],
 }
@@ -32,13 +32,13 @@ QUICK = {
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.run")
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the harness works")
-    parser.add_argument("--tasks", type=int, help="tasks of the end-to-end runs (default 1000, quick 100)")
+    parser.add_argument("--tasks", type=int, help="tasks of the end-to-end runs (default 5000, quick 100)")
     parser.add_argument("--only", help="comma-separated benchmarks to run (" + ", ".join(FULL) + ")")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.only:
         plan = {name: plan[name] for name in args.only.split(",")}
-    tasks = args.tasks or (100 if args.quick else 1000)
+    tasks = args.tasks or (100 if args.quick else 5000)
     began = time.monotonic()
     for name, options in plan.items():
         if name == "peer":

@@ -29,8 +29,7 @@ BEGIN
   END IF;
   FOR k IN 1 .. (SELECT indnkeyatts FROM pg_index WHERE indexrelid = btree) LOOP
     expr := pg_get_indexdef(btree, k, true);
-    -- Only FerretDB's field expressions; _id is looked up with = and its btree serves that.
-    CONTINUE WHEN expr NOT LIKE '(_jsonb -> %' OR expr = '(_jsonb -> ''_id''::text)';
+    CONTINUE WHEN expr NOT LIKE '(_jsonb -> %';  -- only FerretDB's field expressions
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((%s) jsonb_path_ops)',
                    'gin_' || md5(tbl::text || expr), tbl, expr);
   END LOOP;
