@@ -83,7 +83,6 @@ PEERS = {"celery+redis": redis_backing, "celery+kafka+mongodb": kafka_mongo_back
 
 def celery_run(peer: str, tasks: int, clients: int, workers: int) -> dict[str, float]:
     workdir = Path(tempfile.mkdtemp(prefix="taskmill-celery-"))
-    worker = None
     try:
         with PEERS[peer](workdir) as backing:
             env = {**os.environ, "BENCH_BROKER_URL": backing.broker, "BENCH_BACKEND_URL": backing.backend,

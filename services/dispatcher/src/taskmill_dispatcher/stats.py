@@ -1,13 +1,19 @@
-"""Task-level gauges from the store, computed on a timer: one aggregation and one outbox
-query per interval, however often Prometheus scrapes."""
+"""Task-level gauges from the store, computed on a timer in a thread of their own: one
+aggregation and one outbox query per interval, however often Prometheus scrapes, and
+however long the aggregation takes on a large store, the relay does not wait for it."""
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from taskmill.config import Config
+from taskmill.errors import DependencyUnavailable
 from taskmill.schema import Status, utcnow
 from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
-from taskmill_dispatcher.interval import Interval
+
+log = logging.getLogger(__name__)
 
 
 class TaskStats:
@@ -16,12 +22,24 @@ class TaskStats:
     def __init__(self, config: Config, store: TaskStore) -> None:
         self._services = list(config.services)
         self._store = store
-        self._interval = Interval(config.lifecycle.stats_interval_s)
+        self._interval_s = config.lifecycle.stats_interval_s
 
-    def run_due(self) -> None:
-        if not self._interval.due():
-            return
-        self._interval.restart()
+    def start(self, stopping: threading.Event) -> threading.Thread:
+        """Count in a daemon thread until `stopping` is set; the thread."""
+        thread = threading.Thread(target=self._run, args=(stopping,), name="taskmill-stats", daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            try:
+                self.run_once()
+            except DependencyUnavailable as ex:
+                metrics.LOOP_ERRORS.labels("mongodb").inc()
+                log.warning("task stats not counted: %s", ex)
+            stopping.wait(self._interval_s)
+
+    def run_once(self) -> None:
         counts = self._store.count_by_service_status()
         for service in self._services:  # every configured pair, zeros included
             for status in Status:
