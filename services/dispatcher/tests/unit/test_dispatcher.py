@@ -7,13 +7,13 @@ gauges with the real store are in tests/e2e.
 """
 
 import threading
-import time
 from types import SimpleNamespace
 
 from taskmill.config import load_config
 from taskmill.health import Liveness
 from taskmill_dispatcher.__main__ import Dispatcher
 from tests.helpers import ROOT
+from tests.system import wait_until
 
 CONFIG = load_config(ROOT / "config" / "config.yaml", {})
 
@@ -63,15 +63,6 @@ class AdminWithTopics:
         return SimpleNamespace(topics={s.topic_name: None for s in CONFIG.services.values()})
 
 
-def wait_for(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_the_relay_goes_on_while_the_tasks_are_counted():
     store = SlowCountStore()
     dispatcher = Dispatcher(CONFIG, store, QuietProducer(), AdminWithTopics(), Liveness(60))
@@ -80,8 +71,8 @@ def test_the_relay_goes_on_while_the_tasks_are_counted():
     try:
         assert store.counting.wait(10), "the dispatcher never counted the tasks"
         claims_when_counting = store.claims
-        assert wait_for(lambda: store.claims >= claims_when_counting + 3, 10), \
-            "the relay stopped claiming while the count was in progress"
+        wait_until("the relay claims again while the count is in progress",
+                   lambda: store.claims >= claims_when_counting + 3, 10)
         assert dispatcher.liveness.alive()
     finally:
         store.release.set()
