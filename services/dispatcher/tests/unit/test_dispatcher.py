@@ -1,4 +1,5 @@
-"""The dispatcher's loop: relaying does not wait for the task counts.
+"""The dispatcher's loop: relaying does not wait for the task counts, and slow counts are
+made less often.
 
 On a large store the aggregation behind the `taskmill_tasks` gauges takes seconds (on
 FerretDB, a second for every ~2,000 tasks); a start must not wait for it. The store here
@@ -12,6 +13,7 @@ from types import SimpleNamespace
 from taskmill.config import load_config
 from taskmill.health import Liveness
 from taskmill_dispatcher.__main__ import Dispatcher
+from taskmill_dispatcher.stats import next_count_in_s
 from tests.helpers import ROOT
 from tests.system import wait_until
 
@@ -79,3 +81,9 @@ def test_the_relay_goes_on_while_the_tasks_are_counted():
         dispatcher.stopping.set()
         loop.join(10)
     assert not loop.is_alive(), "the dispatcher did not stop"
+
+
+def test_a_slow_count_is_made_less_often():
+    """Counts that take long (a large store) are spaced so they take a fifth of the time."""
+    assert next_count_in_s(15, 0.05) == 15
+    assert next_count_in_s(15, 10) == 40
