@@ -42,11 +42,9 @@ class Dispatcher:
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        """Relay until stopped; back off while a dependency is down. The task stats are
-        counted meanwhile in a thread of their own."""
+        """Relay until stopped; back off while a dependency is down."""
         indexes_ok = topics_ok = False
         metrics.UP.set(1)
-        stats = self._stats.start(self.stopping)
         idle_s = self._config.lifecycle.dispatch_poll_s
         while not self.stopping.is_set():
             self.liveness.beat()
@@ -54,6 +52,7 @@ class Dispatcher:
                 indexes_ok = indexes_ok or self._ensure_indexes()
                 topics_ok = topics_ok or self._ensure_topics()
                 moved = self._relay.run_once() + self._recovery.run_due()
+                self._stats.run_due()
             except DependencyUnavailable as ex:
                 metrics.LOOP_ERRORS.labels("mongodb").inc()
                 log.warning("relay round failed: %s", ex)
@@ -62,7 +61,6 @@ class Dispatcher:
             if not moved:
                 self.stopping.wait(idle_s)
         self._producer.flush(self._config.lifecycle.shutdown_grace_s)
-        stats.join(timeout=1.0)  # a count in progress is abandoned with the process
         metrics.UP.set(0)
         log.info("dispatcher stopped")
 
