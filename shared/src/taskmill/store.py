@@ -34,6 +34,7 @@ Clock = Callable[[], datetime]
 # Retries of a compare-and-set that lost a race against another writer.
 _CAS_ATTEMPTS = 5
 
+OUTBOX_INDEX = "outbox_due"  # (outbox, start_requested_at): the dispatcher reads due tasks in its order
 STATUS_FIELDS = {"_id": 0, "task_id": 1, "status": 1, "status_message": 1, "start_time": 1,
                  "end_time": 1, "attempt": 1, "progress": 1}
 LIST_FIELDS = {"_id": 0, "task_id": 1, "service": 1, "status": 1, "condition": 1, "create_time": 1}
@@ -92,7 +93,7 @@ class TaskStore:
             self._tasks.create_index([("service", 1), *newest], name="list_service")
             self._tasks.create_index([("status", 1), *newest], name="list_status")
             self._tasks.create_index([("service", 1), ("status", 1), *newest], name="list_service_status")
-            self._tasks.create_index([("outbox", 1), ("start_requested_at", 1)], name="outbox_due")
+            self._tasks.create_index([("outbox", 1), ("start_requested_at", 1)], name=OUTBOX_INDEX)
             self._tasks.create_index([("status", 1), ("lease_until", 1)], name="leases")
 
     def close(self) -> None:
@@ -240,8 +241,16 @@ class TaskStore:
     def claim_due(self, limit: int, claim_s: float, services: Sequence[str]) -> list[Task]:
         """Claim up to `limit` tasks of `services` due for publication, oldest first.
 
-        One conditional update claims the whole batch under a fresh token, so replicas
-        never claim the same task; each document changes atomically on its own.
+        Each task is claimed under a fresh token by one conditional update of its own, so
+        replicas never claim the same task. (One update command each, not one bulk write:
+        FerretDB v1 holds a PostgreSQL connection per statement until the whole command
+        ends, and a bulk of more than its pool, ~50, never ends.)
+
+        The due tasks are read in the order of the outbox index rather than sorted: on
+        MongoDB that is oldest start first all the same; FerretDB cannot sort without
+        decoding the whole outbox (seconds at 10,000 started tasks, past the socket
+        timeout), but without a sort it stops at `limit` and reads in creation order.
+        Every change here names its task by task_id, which both serve from an index.
         """
         now = self._clock()
         # `outbox` first: an equality FerretDB can push down into its SQL.
@@ -249,15 +258,15 @@ class TaskStore:
                  "service": {"$in": list(services)},
                  "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
         token = uuid.uuid4().hex
+        claim = {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token},
+                 "$inc": {"version": 1}}
         with _unavailable_as_error():
             due = [t["task_id"] for t in self._tasks.find(query, {"_id": 0, "task_id": 1})
-                   .sort([("start_requested_at", 1)]).limit(limit)]
+                   .hint(OUTBOX_INDEX).limit(limit)]
             if not due:
                 return []
-            self._tasks.update_many(
-                {**query, "task_id": {"$in": due}},
-                {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token},
-                 "$inc": {"version": 1}})
+            for task_id in due:
+                self._tasks.update_one({**query, "task_id": task_id}, claim)
             # `outbox` lets the outbox index (and FerretDB's pushdown) find the claimed few.
             return list(self._tasks.find({"outbox": True, "claim_token": token}, {"_id": 0, "history": 0})
                         .sort([("start_requested_at", 1)]))
@@ -266,20 +275,16 @@ class TaskStore:
         """Record that the broker confirmed these (task_id, attempt) messages: the tasks wait
         for a worker. Return how many changed."""
         now = self._clock()
-        by_attempt: dict[int, list[str]] = {}
-        for task_id, attempt in published:
-            by_attempt.setdefault(attempt, []).append(task_id)
         changed = 0
         with _unavailable_as_error():
-            for attempt, task_ids in by_attempt.items():
-                done = self._tasks.update_many(
-                    {"outbox": True, "task_id": {"$in": task_ids}, "attempt": attempt,
+            for task_id, attempt in published:
+                changed += self._tasks.update_one(
+                    {"task_id": task_id, "outbox": True, "attempt": attempt,
                      "status": {"$in": [Status.READY.value, Status.WAITING.value]}},
                     {"$set": {"status": Status.WAITING.value, **_UNQUEUED, "update_time": now,
                               "lease_until": now + self._waiting_timeout},
                      "$inc": {"version": 1},
-                     "$push": {"history": _event(Status.WAITING, now, attempt, None)}})
-                changed += done.modified_count
+                     "$push": {"history": _event(Status.WAITING, now, attempt, None)}}).modified_count
         # A task that did not change was reported running first (which took it out of
         # the outbox) or started again meanwhile; either way nothing is left to record.
         return changed
@@ -287,8 +292,9 @@ class TaskStore:
     def release_claims(self, task_ids: Sequence[str]) -> None:
         """Give claimed tasks back to the outbox (their publication failed)."""
         with _unavailable_as_error():
-            self._tasks.update_many({"outbox": True, "task_id": {"$in": list(task_ids)}},
-                                    {"$set": _UNCLAIMED, "$inc": {"version": 1}})
+            for task_id in task_ids:
+                self._tasks.update_one({"task_id": task_id, "outbox": True},
+                                       {"$set": _UNCLAIMED, "$inc": {"version": 1}})
 
     # -- figures for the metrics ----------------------------------------------------------
 
