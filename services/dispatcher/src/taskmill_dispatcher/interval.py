@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 
 class Interval:
-    """Due at once, then again `seconds` after each `restart`."""
+    """Due at once, then again `seconds` after each `restart` (or as long as it says)."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._seconds = seconds
@@ -17,5 +17,10 @@ class Interval:
     def due(self) -> bool:
         return self._clock() >= self._next_at
 
-    def restart(self) -> None:
-        self._next_at = self._clock() + self._seconds
+    @property
+    def seconds(self) -> float:
+        return self._seconds
+
+    def restart(self, seconds: float | None = None) -> None:
+        """Due again after the usual interval, or after `seconds` this once."""
+        self._next_at = self._clock() + (self._seconds if seconds is None else seconds)

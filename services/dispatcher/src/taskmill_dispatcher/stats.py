@@ -18,6 +18,7 @@ from taskmill.config import Config
 from taskmill.schema import Status, utcnow
 from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
+from taskmill_dispatcher.interval import Interval
 
 PAUSE_PER_COUNT_SECOND = 4.0
 
@@ -35,19 +36,17 @@ class TaskStats:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._services = list(config.services)
         self._store = store
-        self._interval_s = config.lifecycle.stats_interval_s
+        self._interval = Interval(config.lifecycle.stats_interval_s, clock)
         self._clock = clock
-        self._next_at = clock()
 
     def run_due(self) -> None:
-        if self._clock() < self._next_at:
+        if not self._interval.due():
             return
         began = self._clock()
         try:
             self.run_once()
         finally:  # a count that failed on a timeout was slow too
-            took = self._clock() - began
-            self._next_at = self._clock() + next_count_in_s(self._interval_s, took)
+            self._interval.restart(next_count_in_s(self._interval.seconds, self._clock() - began))
 
     def run_once(self) -> None:
         counts = self._store.count_by_service_status()
