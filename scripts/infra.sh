@@ -44,7 +44,7 @@ install_kafka() {
 
 install_ferretdb() {
   local stamp=$LOCAL/bin/ferretdb.src-sha
-  local want; want=$(cat "$ROOT"/infra/ferretdb/{go.mod,go.sum,main.go} | sha256sum | cut -c1-16)
+  local want; want=$(cat "$ROOT"/infra/ferretdb/{go.mod,go.sum,*.go} | sha256sum | cut -c1-16)
   [ -x "$FERRETDB_BIN" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   command -v go >/dev/null || die "go is required to build FerretDB"
   log "building FerretDB from the Go module proxy into $FERRETDB_BIN"

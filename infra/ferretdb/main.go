@@ -6,7 +6,7 @@
 // `go install` because the released module lacks its version file (FerretDB
 // issue #2982); embedding also keeps telemetry off. FerretDB itself listens on a
 // Unix socket in the state directory; clients connect to the TCP address through the
-// write-serializing proxy of serialize.go.
+// proxy of serialize.go, which serializes the writes to each document.
 package main
 
 import (
@@ -26,6 +26,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to serve on")
 	dataDir := flag.String("data-dir", "", "directory for FerretDB's own Unix socket")
 	pgURL := flag.String("postgresql-url", "", "the PostgreSQL database to store in (required)")
+	key := flag.String("key", "task_id", "the unique field by which writes to different documents may run at once")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -58,7 +59,7 @@ func main() {
 		logger.Error("cannot listen", "listen", *listen, "error", err)
 		os.Exit(1)
 	}
-	proxy := &serializer{backend: socket, logger: logger}
+	proxy := &serializer{backend: socket, keyField: *key, logger: logger}
 	go func() {
 		<-ctx.Done()
 		l.Close()

@@ -6,32 +6,102 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 )
 
 // FerretDB v1 applies update, findAndModify and delete as "query the matching
 // documents, then write them back by _id" without isolation between the two steps
-// (internal/handler/msg_update.go, backends/sqlite UpdateAll), so two concurrent
+// (internal/handler/msg_update.go, backends/postgresql UpdateAll), so two concurrent
 // conditional updates of one document can both succeed and one write is lost.
 // Real MongoDB applies each single-document update atomically, and Taskmill relies
 // on that. This proxy restores it for local runs: it sits in front of FerretDB and
-// lets one write command at a time through, until FerretDB has answered it.
+// holds each write command back until no other write that may change the same
+// documents is in flight, then until FerretDB has answered it.
+//
+// Which documents a write may change it tells from the key field (-key, Taskmill's
+// task_id: unique, and never changed by an update): a write whose every filter pins the
+// key field to one value waits only for writes with the same value in the same
+// collection, as MongoDB's per-document locking would; any other write (a filter
+// without the key, or one the proxy cannot read) waits for every write in flight and
+// holds all the others back. Inserts only create documents, which no filter in flight
+// can have matched, so they wait only for those exclusive writes.
 
 const (
-	opMsg       = 2013
-	moreToCome  = 1 << 1
-	headerBytes = 16
-	maxMessage  = 48 * 1024 * 1024
+	opMsg           = 2013
+	checksumPresent = 1 << 0
+	moreToCome      = 1 << 1
+	headerBytes     = 16
+	maxMessage      = 48 * 1024 * 1024
 )
 
-var writeCommands = map[string]bool{
-	"insert": true, "update": true, "delete": true, "findAndModify": true, "findandmodify": true,
+// statements names, per write command, where its filters are: the statements' array
+// (or OP_MSG document sequence) and the filter field of each; findAndModify has one
+// filter in the command itself.
+var statements = map[string][2]string{
+	"update": {"updates", "q"}, "delete": {"deletes", "q"},
+	"findAndModify": {"", "query"}, "findandmodify": {"", "query"},
+	"insert": {"", ""},
+}
+
+// writeLocks lets writes with disjoint keys run at once and serializes the rest.
+type writeLocks struct {
+	all  sync.RWMutex // read-held by keyed writes and inserts, write-held by the others
+	mu   sync.Mutex
+	keys map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	users int
+}
+
+// acquire blocks until a write changing the documents of keys (all of them when
+// exclusive) may go, and returns what lets the next one go.
+func (w *writeLocks) acquire(keys []string, exclusive bool) (release func()) {
+	if exclusive {
+		w.all.Lock()
+		return w.all.Unlock
+	}
+	w.all.RLock()
+	if len(keys) == 0 {
+		return w.all.RUnlock
+	}
+	names := slices.Compact(slices.Sorted(slices.Values(keys))) // one order for all: no deadlock
+	held := make([]*keyLock, 0, len(names))
+	for _, key := range names {
+		w.mu.Lock()
+		if w.keys == nil {
+			w.keys = map[string]*keyLock{}
+		}
+		k := w.keys[key]
+		if k == nil {
+			k = &keyLock{}
+			w.keys[key] = k
+		}
+		k.users++
+		w.mu.Unlock()
+		k.Lock()
+		held = append(held, k)
+	}
+	return func() {
+		w.mu.Lock()
+		for i, k := range held {
+			k.Unlock()
+			if k.users--; k.users == 0 {
+				delete(w.keys, names[i])
+			}
+		}
+		w.mu.Unlock()
+		w.all.RUnlock()
+	}
 }
 
 type serializer struct {
-	backend string // unix socket of FerretDB
-	writes  sync.Mutex
-	logger  *slog.Logger
+	backend  string // unix socket of FerretDB
+	keyField string
+	locks    writeLocks
+	logger   *slog.Logger
 }
 
 func (s *serializer) serve(l net.Listener) error {
@@ -47,19 +117,25 @@ func (s *serializer) serve(l net.Listener) error {
 	}
 }
 
-// connState tracks the one write a connection may have in flight while it holds the lock.
+// connState tracks the one write a connection may have in flight while it holds a lock.
 type connState struct {
 	mu        sync.Mutex
-	held      bool
+	release   func()
 	requestID uint32
 }
 
-func (c *connState) release(s *serializer, responseTo uint32, force bool) {
+func (c *connState) hold(release func(), requestID uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.held && (force || c.requestID == responseTo) {
-		c.held = false
-		s.writes.Unlock()
+	c.release, c.requestID = release, requestID
+}
+
+func (c *connState) done(responseTo uint32, force bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.release != nil && (force || c.requestID == responseTo) {
+		c.release()
+		c.release = nil
 	}
 }
 
@@ -73,10 +149,10 @@ func (s *serializer) handle(client net.Conn) {
 	defer backend.Close()
 
 	state := &connState{}
-	defer state.release(s, 0, true)
+	defer state.done(0, true)
 
 	done := make(chan struct{}, 2)
-	go func() { // backend -> client: a reply to the pending write releases the lock
+	go func() { // backend -> client: a reply to the pending write releases its lock
 		defer func() { done <- struct{}{} }()
 		for {
 			msg, err := readMessage(backend)
@@ -87,22 +163,18 @@ func (s *serializer) handle(client net.Conn) {
 			if _, err := client.Write(msg); err != nil {
 				return
 			}
-			state.release(s, responseTo, false)
+			state.done(responseTo, false)
 		}
 	}()
-	go func() { // client -> backend: a write command waits for the lock
+	go func() { // client -> backend: a write command waits for its lock
 		defer func() { done <- struct{}{} }()
 		for {
 			msg, err := readMessage(client)
 			if err != nil {
 				return
 			}
-			name, flags := commandOf(msg)
-			if writeCommands[name] && flags&moreToCome == 0 {
-				s.writes.Lock()
-				state.mu.Lock()
-				state.held, state.requestID = true, binary.LittleEndian.Uint32(msg[4:8])
-				state.mu.Unlock()
+			if w, ok := parseWrite(msg, s.keyField); ok && w.flags&moreToCome == 0 {
+				state.hold(s.locks.acquire(w.keys, w.exclusive), binary.LittleEndian.Uint32(msg[4:8]))
 			}
 			if _, err := backend.Write(msg); err != nil {
 				return
@@ -132,22 +204,239 @@ func readMessage(r io.Reader) ([]byte, error) {
 	return msg, nil
 }
 
-// commandOf returns the command name (the first key of the body section) and the
-// flag bits of an OP_MSG; other opcodes return "".
-func commandOf(msg []byte) (string, uint32) {
-	if binary.LittleEndian.Uint32(msg[12:16]) != opMsg || len(msg) < headerBytes+4+1+4+2 {
-		return "", 0
+// write is what the proxy needs to know of a write command.
+type write struct {
+	flags     uint32
+	keys      []string // one per filter: namespace and key value
+	exclusive bool     // a filter does not name its documents by the key field
+}
+
+// parseWrite reads an OP_MSG write command; ok is false for anything else (reads,
+// other opcodes). A write it cannot take apart is exclusive.
+func parseWrite(msg []byte, keyField string) (w write, ok bool) {
+	if len(msg) < headerBytes+5 || binary.LittleEndian.Uint32(msg[12:16]) != opMsg {
+		return w, false
 	}
-	flags := binary.LittleEndian.Uint32(msg[16:20])
-	if msg[20] != 0 { // the body section comes first
-		return "", flags
+	w.flags = binary.LittleEndian.Uint32(msg[16:20])
+	end := len(msg)
+	if w.flags&checksumPresent != 0 {
+		end -= 4
 	}
-	// body: int32 length, then elements: type byte, cstring name, value
-	name := msg[headerBytes+4+1+4+1:]
-	for i, b := range name {
-		if b == 0 {
-			return string(name[:i]), flags
+	var body []byte
+	sequences := map[string][][]byte{}
+	for pos := headerBytes + 4; pos < end; {
+		kind := msg[pos]
+		pos++
+		size, good := int32At(msg[:end], pos)
+		if !good || size < 5 || pos+size > end {
+			return write{flags: w.flags, exclusive: true}, true // unreadable: hold everything
+		}
+		section := msg[pos : pos+size]
+		pos += size
+		switch kind {
+		case 0:
+			body = section
+		case 1:
+			name, rest, good := cstring(section[4:])
+			if !good {
+				return write{flags: w.flags, exclusive: true}, true
+			}
+			for len(rest) > 0 {
+				n, good := int32At(rest, 0)
+				if !good || n < 5 || n > len(rest) {
+					return write{flags: w.flags, exclusive: true}, true
+				}
+				sequences[name] = append(sequences[name], rest[:n])
+				rest = rest[n:]
+			}
 		}
 	}
-	return "", flags
+	if body == nil || !isWrite(body) {
+		return w, false
+	}
+	command, collection, _ := firstString(body)
+	where := statements[command]
+	if command == "insert" {
+		return w, true
+	}
+	db, _ := stringField(body, "$db")
+	namespace := db + "\x00" + collection + "\x00"
+	var filters [][]byte
+	if where[0] == "" {
+		filter, typ, _ := field(body, where[1])
+		if typ != 0x03 {
+			w.exclusive = true
+			return w, true
+		}
+		filters = [][]byte{filter}
+	} else {
+		docs := sequences[where[0]]
+		if array, typ, found := field(body, where[0]); found && typ == 0x04 {
+			docs = append(docs, values(array)...)
+		}
+		for _, statement := range docs {
+			filter, typ, _ := field(statement, where[1])
+			if typ != 0x03 {
+				w.exclusive = true
+				return w, true
+			}
+			filters = append(filters, filter)
+		}
+	}
+	if len(filters) == 0 {
+		w.exclusive = true
+		return w, true
+	}
+	for _, filter := range filters {
+		value, typ, found := field(filter, keyField)
+		if !found || typ == 0x03 || typ == 0x04 || typ == 0x0B { // absent, operators, regex
+			w.exclusive = true
+			return w, true
+		}
+		w.keys = append(w.keys, namespace+string([]byte{typ})+string(value))
+	}
+	return w, true
+}
+
+func isWrite(body []byte) bool {
+	command, _, _ := firstString(body)
+	_, ok := statements[command]
+	return ok
+}
+
+// firstString returns the first element's name and, if it is a string, its value.
+func firstString(doc []byte) (name, value string, ok bool) {
+	found := false
+	eachElement(doc, func(n string, typ byte, v []byte) bool {
+		name, found = n, true
+		if typ == 0x02 && len(v) >= 5 {
+			value, ok = string(v[4:len(v)-1]), true
+		}
+		return false
+	})
+	return name, value, ok && found
+}
+
+func stringField(doc []byte, name string) (string, bool) {
+	v, typ, found := field(doc, name)
+	if !found || typ != 0x02 || len(v) < 5 {
+		return "", false
+	}
+	return string(v[4 : len(v)-1]), true
+}
+
+// field returns the raw value and BSON type of doc's top-level element name.
+func field(doc []byte, name string) (value []byte, typ byte, found bool) {
+	eachElement(doc, func(n string, t byte, v []byte) bool {
+		if n == name {
+			value, typ, found = v, t, true
+			return false
+		}
+		return true
+	})
+	return value, typ, found
+}
+
+// values returns the embedded documents of a BSON array.
+func values(array []byte) (docs [][]byte) {
+	eachElement(array, func(_ string, t byte, v []byte) bool {
+		if t == 0x03 {
+			docs = append(docs, v)
+		}
+		return true
+	})
+	return docs
+}
+
+// eachElement calls f with each top-level element of a BSON document until f returns
+// false or the document ends (or turns out malformed).
+func eachElement(doc []byte, f func(name string, typ byte, value []byte) bool) {
+	if len(doc) < 5 {
+		return
+	}
+	for pos := 4; pos < len(doc)-1; {
+		typ := doc[pos]
+		name, rest, ok := cstring(doc[pos+1:])
+		if !ok {
+			return
+		}
+		start := len(doc) - len(rest)
+		size := valueSize(typ, rest)
+		if size < 0 || size > len(rest) {
+			return
+		}
+		if !f(name, typ, doc[start:start+size]) {
+			return
+		}
+		pos = start + size
+	}
+}
+
+// valueSize is the length of a BSON value of type typ at the start of b, or -1.
+func valueSize(typ byte, b []byte) int {
+	switch typ {
+	case 0x01, 0x09, 0x11, 0x12: // double, datetime, timestamp, int64
+		return 8
+	case 0x02, 0x0D, 0x0E: // string, JavaScript, symbol
+		n, ok := int32At(b, 0)
+		if !ok {
+			return -1
+		}
+		return 4 + n
+	case 0x03, 0x04, 0x0F: // document, array, code with scope
+		n, ok := int32At(b, 0)
+		if !ok {
+			return -1
+		}
+		return n
+	case 0x05: // binary
+		n, ok := int32At(b, 0)
+		if !ok {
+			return -1
+		}
+		return 5 + n
+	case 0x06, 0x0A, 0x7F, 0xFF: // undefined, null, maxKey, minKey
+		return 0
+	case 0x07: // ObjectId
+		return 12
+	case 0x08: // bool
+		return 1
+	case 0x0B: // regex: two cstrings
+		_, rest, ok := cstring(b)
+		if !ok {
+			return -1
+		}
+		_, rest, ok = cstring(rest)
+		if !ok {
+			return -1
+		}
+		return len(b) - len(rest)
+	case 0x0C: // DBPointer
+		n, ok := int32At(b, 0)
+		if !ok {
+			return -1
+		}
+		return 4 + n + 12
+	case 0x10: // int32
+		return 4
+	case 0x13: // decimal128
+		return 16
+	}
+	return -1
+}
+
+func int32At(b []byte, pos int) (int, bool) {
+	if pos < 0 || pos+4 > len(b) {
+		return 0, false
+	}
+	return int(int32(binary.LittleEndian.Uint32(b[pos : pos+4]))), true
+}
+
+func cstring(b []byte) (s string, rest []byte, ok bool) {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i]), b[i+1:], true
+		}
+	}
+	return "", nil, false
 }

@@ -1,5 +1,7 @@
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pymongo
 import pytest
@@ -82,6 +84,46 @@ def test_two_concurrent_starts_one_wins(store: TaskStore):
         task_id = store.create(AAA, {})["task_id"]
         assert sorted(start_at_once(store, task_id, 8)) == ["conflict"] * 7 + ["ok"]
         assert store.get(task_id)["attempt"] == 1
+
+
+def test_concurrent_writes_to_one_task_all_count(make_config):
+    """The server applies each update to a document whole, as every compare-and-set here
+    relies on: increments sent at once by many clients, to a task by its task_id (by
+    findAndModify and by update) and to every task by a filter without it, all count.
+    (On FerretDB this holds through infra/ferretdb's proxy, which lets writes to
+    different tasks run at once.)"""
+    collection = connect(make_config().mongo)
+    tasks = ["ts_a", "ts_b", "ts_c"]
+    collection.insert_many([{"task_id": t, "n": 0} for t in tasks])
+    barrier = threading.Barrier(14)
+    errors: list[BaseException] = []
+
+    def bump(write: Callable[[], Any], times: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(times):
+                write()
+        except BaseException as ex:  # reported by the assertion below
+            errors.append(ex)
+
+    inc = {"$inc": {"n": 1}}
+    writers = [  # (write, times): 8 on ts_a by findAndModify, 4 by update on a and b, 2 on all
+        *[(lambda: collection.find_one_and_update({"task_id": "ts_a"}, inc), 25)] * 8,
+        *[(lambda: collection.update_one({"task_id": "ts_a"}, inc), 25)] * 2,
+        *[(lambda: collection.update_one({"task_id": "ts_b"}, inc), 25)] * 2,
+        *[(lambda: collection.update_many({}, inc), 10)] * 2,
+    ]
+    threads = [threading.Thread(target=bump, args=writer) for writer in writers]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        counts = {t["task_id"]: t["n"] for t in collection.find({}, {"_id": 0})}
+        assert counts == {"ts_a": 8 * 25 + 2 * 25 + 2 * 10, "ts_b": 2 * 25 + 2 * 10, "ts_c": 2 * 10}
+    finally:
+        collection.database.client.close()
 
 
 def test_lifecycle_and_fencing(store: TaskStore):
