@@ -117,25 +117,42 @@ func (s *serializer) serve(l net.Listener) error {
 	}
 }
 
-// connState tracks the one write a connection may have in flight while it holds a lock.
+// connState tracks the writes a connection has in flight, each holding its lock until
+// FerretDB answers it.
 type connState struct {
-	mu        sync.Mutex
-	release   func()
-	requestID uint32
+	mu      sync.Mutex
+	pending map[uint32]func() // by request id
 }
 
-func (c *connState) hold(release func(), requestID uint32) {
+func (c *connState) hold(requestID uint32, release func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.release, c.requestID = release, requestID
+	if c.pending == nil {
+		c.pending = map[uint32]func(){}
+	}
+	if earlier := c.pending[requestID]; earlier != nil { // a reused id: its answer is lost
+		earlier()
+	}
+	c.pending[requestID] = release
 }
 
-func (c *connState) done(responseTo uint32, force bool) {
+// done releases the lock of the write answered by responseTo.
+func (c *connState) done(responseTo uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.release != nil && (force || c.requestID == responseTo) {
-		c.release()
-		c.release = nil
+	if release := c.pending[responseTo]; release != nil {
+		delete(c.pending, responseTo)
+		release()
+	}
+}
+
+// drop releases every lock the connection still holds.
+func (c *connState) drop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, release := range c.pending {
+		delete(c.pending, id)
+		release()
 	}
 }
 
@@ -149,7 +166,7 @@ func (s *serializer) handle(client net.Conn) {
 	defer backend.Close()
 
 	state := &connState{}
-	defer state.done(0, true)
+	defer state.drop()
 
 	done := make(chan struct{}, 2)
 	go func() { // backend -> client: a reply to the pending write releases its lock
@@ -159,11 +176,12 @@ func (s *serializer) handle(client net.Conn) {
 			if err != nil {
 				return
 			}
-			responseTo := binary.LittleEndian.Uint32(msg[8:12])
+			// Released before the client sees the answer: its next write, sent the
+			// moment the answer arrives, must not find this one's lock still held.
+			state.done(binary.LittleEndian.Uint32(msg[8:12]))
 			if _, err := client.Write(msg); err != nil {
 				return
 			}
-			state.done(responseTo, false)
 		}
 	}()
 	go func() { // client -> backend: a write command waits for its lock
@@ -174,7 +192,7 @@ func (s *serializer) handle(client net.Conn) {
 				return
 			}
 			if w, ok := parseWrite(msg, s.keyField); ok && w.flags&moreToCome == 0 {
-				state.hold(s.locks.acquire(w.keys, w.exclusive), binary.LittleEndian.Uint32(msg[4:8]))
+				state.hold(binary.LittleEndian.Uint32(msg[4:8]), s.locks.acquire(w.keys, w.exclusive))
 			}
 			if _, err := backend.Write(msg); err != nil {
 				return

@@ -2,6 +2,10 @@ package main
 
 import (
 	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
 	"testing"
 
 	"github.com/FerretDB/wire/wirebson"
@@ -143,4 +147,74 @@ func TestLocks(t *testing.T) {
 	}
 	w.all.RUnlock()
 	insert()
+}
+
+// answering is a stand-in for FerretDB's socket that answers every message at once.
+func answering(t *testing.T) string {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), "backend.sock")
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				for {
+					msg, err := readMessage(conn)
+					if err != nil {
+						return
+					}
+					reply := opMsgOf(0, raw(t, "ok", 1.0), "")
+					binary.LittleEndian.PutUint32(reply[8:12], binary.LittleEndian.Uint32(msg[4:8]))
+					if _, err := conn.Write(reply); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return socket
+}
+
+// A client that sends its next write the moment the last one is answered (as every
+// driver does) must find no lock left over from the answered one.
+func TestAnAnsweredWriteHoldsNoLock(t *testing.T) {
+	proxy := &serializer{backend: answering(t), keyField: "task_id", logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	client, server := net.Pipe()
+	defer client.Close()
+	go proxy.handle(server)
+
+	writes := [][]byte{
+		opMsgOf(0, raw(t, "insert", "tasks", "$db", "tm"), "documents", raw(t, "task_id", "ts_a")),
+		findAndModify(t, "tasks", "task_id", "ts_a"),
+		updates(t, 0, wirebson.MustDocument("status", "running")), // exclusive
+		findAndModify(t, "tasks", "task_id", "ts_a"),
+	}
+	for i, msg := range writes {
+		binary.LittleEndian.PutUint32(msg[4:8], uint32(100+i))
+		if _, err := client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		reply, err := readMessage(client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := binary.LittleEndian.Uint32(reply[8:12]); got != uint32(100+i) {
+			t.Fatalf("answer to %d, want %d", got, 100+i)
+		}
+		if !proxy.locks.all.TryLock() {
+			t.Fatalf("write %d answered but its lock is still held", i)
+		}
+		proxy.locks.all.Unlock()
+		if len(proxy.locks.keys) != 0 {
+			t.Fatalf("write %d answered but keys still held: %v", i, proxy.locks.keys)
+		}
+	}
 }
