@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from taskmill.codec import TaskMessage
 from tests.helpers import sample_data
-from tests.system import topic_messages
+from tests.system import topic_messages, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +106,30 @@ def test_a_worker_sent_sigterm_mid_stream_loses_nothing(start_system):
     assert Counter(s["status"] for s in statuses) == {"finished": 60}
     for task_id in ids:
         assert runs(system.api.result_task(task_id))["running"] == 1
+
+
+def test_a_worker_whose_partition_moves_away_mid_task_and_back_takes_tasks_again(start_system):
+    """The worker's one partition goes to another group member during a long task and
+    returns after it: librdkafka keeps a partition's pause across the move, so unless the
+    worker resumes it on assignment, it never takes another task."""
+    system = start_system(workers=("slow",), kafka_settings={"partitions": 1})
+    long_task = system.api.create_task("slow", {"sleep_s": 4}, start=True)
+    system.wait_until("the long task runs", lambda: system.statuses([long_task])[0]["status"]
+                      == "running")
+    # Member ids start with client.id and the range assignor gives the one partition to
+    # the first in order: "0-..." sorts before the worker's "rdkafka-...".
+    other = Consumer({"bootstrap.servers": system.env["KAFKA_BOOTSTRAP_SERVERS"],
+                      "group.id": system.services["slow"]["consumer_id"], "client.id": "0-other",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        other.subscribe([system.services["slow"]["topic_name"]])
+        wait_until("the partition moves to the other member",
+                   lambda: other.poll(0.2) is not None or bool(other.assignment()))
+        system.wait_final([long_task])
+    finally:
+        other.close()  # the partition goes back to the worker, which is idle now
+    after = system.api.create_task("slow", {}, start=True)
+    assert system.wait_final([after])[0]["status"] == "finished"
 
 
 def test_three_dispatchers_publish_each_task_once(start_system):

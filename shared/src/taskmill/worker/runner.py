@@ -54,6 +54,7 @@ class KafkaConsumer(Protocol):
 
     def subscribe(self, topics: list[str], on_assign: Any = ...) -> None: ...
     def poll(self, timeout: float) -> Any: ...
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
     def pause(self, partitions: list[TopicPartition]) -> None: ...
     def resume(self, partitions: list[TopicPartition]) -> None: ...
     def assignment(self) -> list[TopicPartition]: ...
@@ -240,8 +241,16 @@ class Worker:
     # -- Kafka bookkeeping ----------------------------------------------------------------
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        if self._busy:  # a rebalance in the middle of a task: stay paused
+        # librdkafka keeps a partition's pause across its revocation and re-assignment: a
+        # partition that moved away mid-task and came back when the worker was idle again
+        # would stay paused for good. So every assignment says again what the worker
+        # wants: paused in the middle of a task, flowing otherwise. Pausing needs the
+        # partitions assigned, hence the assign here rather than after the callback.
+        consumer.assign(partitions)
+        if self._busy:
             consumer.pause(partitions)
+        else:
+            consumer.resume(partitions)
 
     def _hold_partitions(self) -> None:
         self._busy = True
