@@ -241,10 +241,12 @@ class TaskStore:
     def claim_due(self, limit: int, claim_s: float, services: Sequence[str]) -> list[Task]:
         """Claim up to `limit` tasks of `services` due for publication, oldest first.
 
-        Each task is claimed under a fresh token by one conditional update of its own, so
-        replicas never claim the same task. (One update command each, not one bulk write:
-        FerretDB v1 holds a PostgreSQL connection per statement until the whole command
-        ends, and a bulk of more than its pool, ~50, never ends.)
+        Each task is claimed under a fresh token by one conditional findAndModify of its
+        own, which also returns it, so replicas never claim the same task. (One command
+        each, not one bulk write: FerretDB v1 holds a PostgreSQL connection per statement
+        until the whole command ends, and a bulk of more than its pool, ~50, never ends.
+        Nor a find of the claimed by their token afterwards: on FerretDB that decodes the
+        whole outbox, ~45 ms a claim at 3,000 started tasks.)
 
         The due tasks are read in the order of the outbox index rather than sorted: on
         MongoDB that is oldest start first all the same; FerretDB cannot sort without
@@ -265,11 +267,13 @@ class TaskStore:
                    .hint(OUTBOX_INDEX).limit(limit)]
             if not due:
                 return []
-            for task_id in due:
-                self._tasks.update_one({**query, "task_id": task_id}, claim)
-            # `outbox` lets the outbox index (and FerretDB's pushdown) find the claimed few.
-            return list(self._tasks.find({"outbox": True, "claim_token": token}, {"_id": 0, "history": 0})
-                        .sort([("start_requested_at", 1)]))
+            # No projection: FerretDB v1 does not implement it in findAndModify.
+            claimed = [self._tasks.find_one_and_update(
+                {**query, "task_id": task_id}, claim, return_document=pymongo.ReturnDocument.AFTER)
+                for task_id in due]
+        tasks = [{k: v for k, v in doc.items() if k not in ("_id", "history")}
+                 for doc in claimed if doc is not None]  # None: another replica was first
+        return sorted(tasks, key=lambda task: task["start_requested_at"])
 
     def mark_published(self, published: Iterable[tuple[str, int]]) -> int:
         """Record that the broker confirmed these (task_id, attempt) messages: the tasks wait
