@@ -60,7 +60,7 @@ def uses_index(plan: list[str]) -> bool:
 
 @pytest.mark.parametrize("what, query", [
     ("a task by id (every api call, every report)", {"task_id": "ts_aaa_" + "0" * 32}),
-    ("the dispatcher's claimed batch", {"outbox": True, "claim_token": "0" * 32}),
+    ("the dispatcher's due tasks", {"outbox": True}),
     ("running tasks, for recovery", {"status": "running"}),
 ])
 def test_lookup_is_served_by_an_index(filled: Collection, what: str, query: dict[str, Any]):
