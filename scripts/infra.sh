@@ -126,7 +126,8 @@ start_ferretdb() {
   local database; database=$(ferretdb_pg_database)
   mkdir -p "$DATA_DIR/ferretdb"
   start_bg ferretdb "$FERRETDB_BIN" -listen "127.0.0.1:$FERRETDB_PORT" -data-dir "$DATA_DIR/ferretdb" \
-    -postgresql-url "postgres://postgres@/$database?host=$PG_SOCKET_DIR&port=$POSTGRES_PORT"
+    -postgresql-url "postgres://postgres@/$database?host=$PG_SOCKET_DIR&port=$POSTGRES_PORT" \
+    ${FERRETDB_PPROF:+-pprof "$FERRETDB_PPROF"}
 }
 
 start_mariadb() {

@@ -14,6 +14,8 @@ import (
 	"flag"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,6 +29,7 @@ func main() {
 	dataDir := flag.String("data-dir", "", "directory for FerretDB's own Unix socket")
 	pgURL := flag.String("postgresql-url", "", "the PostgreSQL database to store in (required)")
 	key := flag.String("key", "task_id", "the unique field by which writes to different documents may run at once")
+	pprofAddr := flag.String("pprof", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -70,6 +73,12 @@ func main() {
 			stop()
 		}
 	}()
+
+	if *pprofAddr != "" {
+		go func() {
+			logger.Error("pprof stopped", "error", http.ListenAndServe(*pprofAddr, nil))
+		}()
+	}
 
 	logger.Warn("FerretDB serving", "listen", *listen, "data_dir", *dataDir)
 	if err := f.Run(ctx); err != nil {
