@@ -7,7 +7,6 @@ transactions. Connection problems surface as `DependencyUnavailable`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -241,12 +240,13 @@ class TaskStore:
     def claim_due(self, limit: int, claim_s: float, services: Sequence[str]) -> list[Task]:
         """Claim up to `limit` tasks of `services` due for publication, oldest first.
 
-        Each task is claimed under a fresh token by one conditional findAndModify of its
-        own, which also returns it, so replicas never claim the same task. (One command
-        each, not one bulk write: FerretDB v1 holds a PostgreSQL connection per statement
-        until the whole command ends, and a bulk of more than its pool, ~50, never ends.
-        Nor a find of the claimed by their token afterwards: on FerretDB that decodes the
-        whole outbox, ~45 ms a claim at 3,000 started tasks.)
+        Each task is claimed by one conditional findAndModify of its own (unclaimed or
+        claim expired, then claimed until claim_s from now), which also returns it, so
+        replicas never claim the same task. (One command each, not one bulk write:
+        FerretDB v1 holds a PostgreSQL connection per statement until the whole command
+        ends, and a bulk of more than its pool, ~50, never ends. Nor a find of the claimed
+        batch afterwards: on FerretDB that decodes the whole outbox, ~45 ms a claim at
+        3,000 started tasks.)
 
         The due tasks are read in the order of the outbox index rather than sorted: on
         MongoDB that is oldest start first all the same; FerretDB cannot sort without
@@ -259,9 +259,7 @@ class TaskStore:
         query = {"outbox": True, "start_requested_at": {"$lte": now},
                  "service": {"$in": list(services)},
                  "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
-        token = uuid.uuid4().hex
-        claim = {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token},
-                 "$inc": {"version": 1}}
+        claim = {"$set": {"claim_until": now + timedelta(seconds=claim_s)}, "$inc": {"version": 1}}
         with _unavailable_as_error():
             due = [t["task_id"] for t in self._tasks.find(query, {"_id": 0, "task_id": 1})
                    .hint(OUTBOX_INDEX).limit(limit)]
@@ -394,9 +392,9 @@ class TaskStore:
 
 
 # A task in the outbox is due for publication at start_requested_at (a retry's backoff
-# puts that in the future); a dispatcher's claim on it lives in claim_until/claim_token.
-# Entering or leaving the outbox sets all four together, and always drops the claim.
-_UNCLAIMED: dict[str, Any] = {"claim_until": None, "claim_token": None}
+# puts that in the future); a dispatcher's claim on it lives in claim_until.
+# Entering or leaving the outbox sets all three together, and always drops the claim.
+_UNCLAIMED: dict[str, Any] = {"claim_until": None}
 _UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None, **_UNCLAIMED}
 
 
