@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install, start and stop the real infrastructure Taskmill runs on, without Docker:
-# Apache Kafka (KRaft, from Maven Central jars), FerretDB (MongoDB wire protocol, built
-# from the Go module proxy, storing in PostgreSQL from Debian) and MariaDB (Debian), all
-# on 127.0.0.1 (PostgreSQL on a Unix socket only).
+# Apache Kafka (KRaft, from Maven Central jars), the task store (FerretDB v2, the MongoDB
+# wire protocol, built from the Go module proxy, on PostgreSQL 15 from Debian with the
+# DocumentDB extension built by infra/documentdb/build.sh) and MariaDB (Debian), all on
+# 127.0.0.1 (PostgreSQL on a Unix socket only).
 #
 #   scripts/infra.sh install          fetch and build what is missing (cached in .local/)
 #   scripts/infra.sh start            start the three servers and wait until they answer,
@@ -22,7 +23,8 @@ source "$(dirname "$0")/lib.sh"
 KAFKA_LIBS=$LOCAL/kafka/libs
 FERRETDB_BIN=$LOCAL/bin/ferretdb
 MARIADB_SOCKET=$RUN_DIR/mariadb.sock
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+PG_BIN=/usr/lib/postgresql/15/bin   # DocumentDB is built for PostgreSQL 15
+DOCUMENTDB_BUILD=$LOCAL/documentdb
 PG_SOCKET_DIR=$RUN_DIR/postgres
 POSTGRES_PORT=${POSTGRES_PORT:-5432}   # names the socket file; PostgreSQL has no TCP listener
 MYSQL_PASSWORD_FILE=$LOCAL/mysql-password
@@ -47,19 +49,22 @@ install_ferretdb() {
   local want; want=$(cat "$ROOT"/infra/ferretdb/{go.mod,go.sum,*.go} | sha256sum | cut -c1-16)
   [ -x "$FERRETDB_BIN" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   command -v go >/dev/null || die "go is required to build FerretDB"
-  log "building FerretDB from the Go module proxy into $FERRETDB_BIN"
+  log "building FerretDB v2 from the Go module proxy into $FERRETDB_BIN"
   mkdir -p "$LOCAL/bin"
   (cd "$ROOT/infra/ferretdb" && CGO_ENABLED=0 go build -mod=readonly -o "$FERRETDB_BIN" .)
   echo "$want" >"$stamp"
 }
 
-install_postgresql() {
-  [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] && return 0
-  log "installing PostgreSQL from Debian (FerretDB's storage)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq postgresql >/dev/null
-  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+# PostgreSQL 15 with DocumentDB, rebuilt when its sources or recipe change, or when
+# PostgreSQL's folders lack it (a fresh machine with an old .local/).
+install_documentdb() {
+  local stamp=$DOCUMENTDB_BUILD/installed.sha
+  local want; want=$(cat "$ROOT"/infra/documentdb/{sources.txt,build.sh} | sha256sum | cut -c1-16)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x "$PG_BIN/postgres" ] &&
+    [ -f /usr/share/postgresql/15/extension/documentdb_extended_rum.control ] && return 0
+  log "building DocumentDB for PostgreSQL 15 into $DOCUMENTDB_BUILD (about two minutes)"
+  "$ROOT/infra/documentdb/build.sh" "$DOCUMENTDB_BUILD"
+  echo "$want" >"$stamp"
 }
 
 install_mariadb() {
@@ -88,34 +93,33 @@ start_kafka() {
 # the recorded pid is PostgreSQL's own).
 AS_POSTGRES=()
 [ "$(id -u)" = 0 ] && AS_POSTGRES=(setpriv --reuid=postgres --regid=postgres --init-groups)
+psql_admin() { "$PG_BIN/psql" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres -d postgres -qAt "$@"; }
 
+# The cluster includes the settings of infra/documentdb/postgresql.conf.in, rendered at
+# every start (so a changed setting applies at the next start).
 start_postgres() {
   local dir=$DATA_DIR/postgres
   mkdir -p "$dir" "$PG_SOCKET_DIR"
   [ "$(id -u)" = 0 ] && chown postgres: "$dir" "$PG_SOCKET_DIR" && chmod 700 "$dir"
   if [ ! -f "$dir/PG_VERSION" ]; then
-    "${AS_POSTGRES[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 \
+    "${AS_POSTGRES[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
       >"$LOG_DIR/postgres-initdb.log" 2>&1 || die "initdb failed; see $LOG_DIR/postgres-initdb.log"
   fi
-  # Local development settings: no TCP listener, small memory; synchronous_commit=off
-  # loses nothing when a process dies, only the last commits if the machine itself does.
-  start_bg postgres "${AS_POSTGRES[@]}" "$PG_BIN/postgres" -D "$dir" -k "$PG_SOCKET_DIR" \
-    -p "$POSTGRES_PORT" -c listen_addresses= -c shared_buffers=128MB -c synchronous_commit=off \
-    -c max_connections=200
+  sed -e "s|@SOCKET_DIR@|$PG_SOCKET_DIR|g" -e "s|@PORT@|$POSTGRES_PORT|g" \
+    "$ROOT/infra/documentdb/postgresql.conf.in" >"$dir/taskmill.conf"
+  grep -q "^include 'taskmill.conf'" "$dir/postgresql.conf" || echo "include 'taskmill.conf'" >>"$dir/postgresql.conf"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir/taskmill.conf"
+  start_bg postgres "${AS_POSTGRES[@]}" "$PG_BIN/postgres" -D "$dir"
 }
 
 postgres_ready() { "$PG_BIN/pg_isready" -q -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT"; }
 
-# FerretDB stores each of its instances in a PostgreSQL database of its own, with the
-# GIN indexes its equality filters can use (infra/ferretdb/companion-indexes.sql).
-ferretdb_pg_database() {
-  local name=ferretdb_$FERRETDB_PORT
-  "$PG_BIN/psql" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres -tAq \
-    -c "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1 ||
-    "$PG_BIN/createdb" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres "$name"
-  "$PG_BIN/psql" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres -d "$name" -qAt -v ON_ERROR_STOP=1 \
-    -f "$ROOT/infra/ferretdb/companion-indexes.sql" >/dev/null || die "cannot add FerretDB's GIN companion indexes"
-  echo "$name"
+# DocumentDB lives in the `postgres` database (pg_cron, which it needs, runs in one only).
+create_documentdb() {
+  psql_admin -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
+    -c 'CREATE EXTENSION IF NOT EXISTS documentdb CASCADE' \
+    -c 'CREATE EXTENSION IF NOT EXISTS documentdb_extended_rum' >/dev/null ||
+    die "cannot create the DocumentDB extension; see $LOG_DIR/postgres.log"
 }
 
 start_ferretdb() {
@@ -123,10 +127,10 @@ start_ferretdb() {
     start_postgres
     wait_for "PostgreSQL on $PG_SOCKET_DIR" 60 postgres postgres_ready
   fi
-  local database; database=$(ferretdb_pg_database)
-  mkdir -p "$DATA_DIR/ferretdb"
-  start_bg ferretdb "$FERRETDB_BIN" -listen "127.0.0.1:$FERRETDB_PORT" -data-dir "$DATA_DIR/ferretdb" \
-    -postgresql-url "postgres://postgres@/$database?host=$PG_SOCKET_DIR&port=$POSTGRES_PORT" \
+  create_documentdb
+  start_bg ferretdb env DO_NOT_TRACK=1 "$FERRETDB_BIN" -listen "127.0.0.1:$FERRETDB_PORT" \
+    -state-dir "$DATA_DIR/ferretdb" \
+    -postgresql-url "postgres://postgres@/postgres?host=$PG_SOCKET_DIR&port=$POSTGRES_PORT" \
     ${FERRETDB_PPROF:+-pprof "$FERRETDB_PPROF"}
 }
 
@@ -227,7 +231,7 @@ kill_server() {
 command=${1:-}; shift || true
 case $command in
   install)
-    install_python; install_kafka; install_ferretdb; install_postgresql; install_mariadb ;;
+    install_python; install_kafka; install_documentdb; install_ferretdb; install_mariadb ;;
   start)
     if [ $# -gt 0 ]; then
       for server in "$@"; do start_server "$server"; done

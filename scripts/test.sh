@@ -14,5 +14,4 @@ else
 fi
 cd "$ROOT"
 uv run --locked ruff check .
-(cd infra/ferretdb && go test -mod=readonly -count=1 ./...)  # the local FerretDB's write proxy
 exec uv run --locked pytest "$@"

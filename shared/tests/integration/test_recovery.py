@@ -8,7 +8,7 @@ import pytest
 from taskmill.config import LifecycleConfig, RetryConfig, ServiceConfig
 from taskmill.errors import StateConflict
 from taskmill.schema import Status
-from taskmill.store import TaskStore, connect
+from taskmill.store import Recovered, TaskStore, connect
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +46,8 @@ def store(make_config, clock):
 
 
 def publish(store: TaskStore, service: str = "aaa") -> list[dict]:
-    due = store.claim_due(100, 30, [service])
-    assert store.mark_published((t["task_id"], t["attempt"]) for t in due) == len(due)
+    due = store.outbox.claim_due(100, 30, [service])
+    assert store.outbox.mark_published(due) == len(due)
     return due
 
 
@@ -62,11 +62,12 @@ def test_a_lost_worker_s_task_runs_again_and_the_old_attempt_is_fenced(store, cl
     """Lease expired: waiting again as attempt 2, published again; attempt 1 is refused."""
     task_id = running_task(store)
     clock.advance(9)
-    assert store.recover_expired(10, ["aaa"]) == []
+    assert store.leases.recover_expired(10, ["aaa"]) == []
     clock.advance(2)
-    [recovered] = store.recover_expired(10, ["aaa"])
-    assert (recovered["status"], recovered["attempt"]) == ("waiting", 2)
-    assert "worker lost (lease expired)" in recovered["history"][-1]["message"]
+    [recovered] = store.leases.recover_expired(10, ["aaa"])
+    assert (recovered.status, recovered.attempt) == ("waiting", 2)
+    assert "worker lost (lease expired)" in recovered.message
+    assert store.get(task_id)["history"][-1]["message"] == recovered.message
 
     [due] = publish(store)
     assert (due["task_id"], due["attempt"]) == (task_id, 2)
@@ -75,7 +76,8 @@ def test_a_lost_worker_s_task_runs_again_and_the_old_attempt_is_fenced(store, cl
         with pytest.raises(StateConflict, match="attempt 1 .* is stale"):
             late()
     store.report(task_id, Status.RUNNING, attempt=2)
-    done = store.report(task_id, Status.FINISHED, result={"new": 2}, attempt=2)
+    assert store.report(task_id, Status.FINISHED, result={"new": 2}, attempt=2)["status"] == "finished"
+    done = store.get(task_id)
     assert done["result"] == {"new": 2}
     assert [(e["status"], e["attempt"]) for e in done["history"]] == [
         ("ready", 1), ("waiting", 1), ("running", 1), ("waiting", 2), ("waiting", 2),
@@ -88,7 +90,7 @@ def test_heartbeats_keep_a_running_task_s_lease(store, clock):
     for _ in range(5):
         clock.advance(8)
         store.heartbeat(task_id, attempt=1, progress=0.5)
-        assert store.recover_expired(10, ["aaa"]) == []
+        assert store.leases.recover_expired(10, ["aaa"]) == []
     assert store.get(task_id)["status"] == "running"
 
 
@@ -96,15 +98,17 @@ def test_after_max_attempts_the_task_fails_saying_the_worker_was_lost(store, clo
     """max_attempts lost runs: failed, `worker lost after N attempts`, not published again."""
     task_id = running_task(store)
     clock.advance(11)
-    store.recover_expired(10, ["aaa"])
+    store.leases.recover_expired(10, ["aaa"])
     publish(store)
     store.report(task_id, Status.RUNNING, attempt=2)
     clock.advance(11)
-    [failed] = store.recover_expired(10, ["aaa"])
-    assert failed["status"] == "failed" and failed["end_time"] == clock.now
-    assert failed["status_message"]["failed"] == "worker lost after 2 attempts"
+    [lost] = store.leases.recover_expired(10, ["aaa"])
+    failed = store.get(task_id)
+    assert lost.status == failed["status"] == "failed" and failed["end_time"] == clock.now
+    assert failed["status_message"]["failed"] == lost.message == "worker lost after 2 attempts"
     assert publish(store) == []
-    restarted = store.request_start(task_id)  # a user may start it again: a fresh run
+    store.request_start(task_id)  # a user may start it again: a fresh run
+    restarted = store.get(task_id)
     assert (restarted["attempt"], restarted["run_attempts"]) == (3, 1)
 
 
@@ -113,19 +117,19 @@ def test_a_message_no_worker_takes_is_published_again(store, clock):
     task_id = store.create(AAA, {}, start=True)["task_id"]
     publish(store)
     clock.advance(99)
-    assert store.recover_expired(10, ["aaa"]) == []
+    assert store.leases.recover_expired(10, ["aaa"]) == []
     clock.advance(2)
-    [requeued] = store.recover_expired(10, ["aaa"])
-    assert (requeued["task_id"], requeued["attempt"]) == (task_id, 2)
-    assert "no worker took the task" in requeued["history"][-1]["message"]
+    [requeued] = store.leases.recover_expired(10, ["aaa"])
+    assert (requeued.task_id, requeued.attempt) == (task_id, 2)
+    assert "no worker took the task" in store.get(task_id)["history"][-1]["message"]
 
 
 def test_only_the_named_services_are_recovered(store, clock):
     """A dispatcher configured for other services leaves these tasks alone."""
     running_task(store, BBB)
     clock.advance(11)
-    assert store.recover_expired(10, ["aaa"]) == []
-    assert len(store.recover_expired(10, ["bbb"])) == 1
+    assert store.leases.recover_expired(10, ["aaa"]) == []
+    assert len(store.leases.recover_expired(10, ["bbb"])) == 1
 
 
 def test_a_transient_failure_is_retried_after_backoff_when_the_service_opts_in(store, clock):
@@ -139,7 +143,8 @@ def test_a_transient_failure_is_retried_after_backoff_when_the_service_opts_in(s
         clock.advance(1)
         assert [t["task_id"] for t in publish(store)] == [task_id]
         store.report(task_id, Status.RUNNING, attempt=attempt + 1)
-    final = store.report(task_id, Status.FAILED, "flaky", attempt=3, retry=True)
+    assert store.report(task_id, Status.FAILED, "flaky", attempt=3, retry=True)["status"] == "failed"
+    final = store.get(task_id)
     assert (final["status"], final["status_message"]["failed"]) == ("failed", "flaky")
     assert [e["status"] for e in final["history"]].count("failed") == 3
 
@@ -156,13 +161,13 @@ def test_concurrent_recoverers_recover_each_task_once(store, clock):
     """Several dispatchers recovering at once: each expired task gets exactly one new attempt."""
     ids = [running_task(store) for _ in range(12)]
     clock.advance(11)
-    results: list[list[dict]] = []
-    threads = [threading.Thread(target=lambda: results.append(store.recover_expired(100, ["aaa"])))
+    results: list[list[Recovered]] = []
+    threads = [threading.Thread(target=lambda: results.append(store.leases.recover_expired(100, ["aaa"])))
                for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    recovered = [t["task_id"] for batch in results for t in batch]
+    recovered = [t.task_id for batch in results for t in batch]
     assert sorted(recovered) == sorted(ids)
     assert {store.get(t)["attempt"] for t in ids} == {2}

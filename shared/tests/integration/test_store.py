@@ -38,12 +38,12 @@ def test_documents_round_trip_through_the_server(store: TaskStore):
 
 
 def test_task_id_is_unique(store: TaskStore, make_config):
-    """The unique task_id index refuses a second document with the same id."""
+    """The task_id is the document's _id: a second document with the same id is refused."""
     task = store.create(AAA, {})
     collection = connect(make_config().mongo)
     try:
         with pytest.raises(pymongo.errors.DuplicateKeyError):
-            collection.insert_one({"task_id": task["task_id"], "status": "ready"})
+            collection.insert_one({"_id": task["task_id"], "task_id": task["task_id"], "status": "ready"})
         assert collection.count_documents({"task_id": task["task_id"]}) == 1
     finally:
         collection.database.client.close()
@@ -87,11 +87,10 @@ def test_two_concurrent_starts_one_wins(store: TaskStore):
 
 
 def test_concurrent_writes_to_one_task_all_count(make_config):
-    """The server applies each update to a document whole, as every compare-and-set here
-    relies on: increments sent at once by many clients, to a task by its task_id (by
+    """The server applies each update to a document whole, as every conditional update
+    here relies on: increments sent at once by many clients, to a task by its task_id (by
     findAndModify and by update) and to every task by a filter without it, all count.
-    (On FerretDB this holds through infra/ferretdb's proxy, which lets writes to
-    different tasks run at once.)"""
+    Nothing stands in front of the server to make it so."""
     collection = connect(make_config().mongo)
     tasks = ["ts_a", "ts_b", "ts_c"]
     collection.insert_many([{"task_id": t, "n": 0} for t in tasks])
@@ -130,17 +129,19 @@ def test_lifecycle_and_fencing(store: TaskStore):
     """Start, publish, run and finish; stale attempts and illegal moves are refused."""
     task_id = store.create(AAA, {})["task_id"]
     store.request_start(task_id)
-    [claimed] = store.claim_due(10, 30, ["aaa"])
+    [claimed] = store.outbox.claim_due(10, 30, ["aaa"])
     assert claimed["task_id"] == task_id
-    assert store.claim_due(10, 30, ["aaa"]) == []  # claimed: nobody else takes it
-    assert store.mark_published([(task_id, 1)]) == 1
+    assert store.outbox.claim_due(10, 30, ["aaa"]) == []  # claimed: nobody else takes it
+    assert store.outbox.mark_published([claimed]) == 1
     with pytest.raises(StateConflict, match="cannot go from waiting to finished"):
         store.report(task_id, Status.FINISHED, attempt=1)
     with pytest.raises(StateConflict, match="attempt 0 .* is stale"):
         store.report(task_id, Status.RUNNING, attempt=0)
-    running = store.report(task_id, Status.RUNNING, "go", attempt=1)
+    assert store.report(task_id, Status.RUNNING, "go", attempt=1)["status"] == "running"
+    running = store.get(task_id)
     assert running["start_time"] is not None and running["status_message"]["running"] == "go"
-    done = store.report(task_id, Status.FINISHED, "done", {"answer": 42}, attempt=1)
+    store.report(task_id, Status.FINISHED, "done", {"answer": 42}, attempt=1)
+    done = store.get(task_id)
     assert done["result"] == {"answer": 42}
     assert [e["status"] for e in done["history"]] == ["ready", "ready", "waiting", "running",
                                                      "finished"]

@@ -1,10 +1,14 @@
-"""The store's point lookups are served by an index, so they cost the same at any size.
+"""The store's queries are served by indexes, sorts included, so they cost the same at any size.
 
-Checked by the server's own query plan: MongoDB's explain names an IXSCAN stage; FerretDB
-answers with the plan of the SQL it runs in PostgreSQL, which names an index scan when
-the GIN companions of infra/ferretdb/companion-indexes.sql are in place.
+Checked by the server's own query plan: MongoDB's explain names IXSCAN and (for a sort it
+could not take from the index) SORT stages; the local engine answers with the plan of the
+SQL it runs in PostgreSQL, which names an index scan with a condition on the document (or
+its _id) and,
+for such a sort, a Sort node. (Its full read is an index scan too, of the primary key by
+the collection's shard key alone: that one does not count.)
 """
 
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -13,34 +17,44 @@ import pytest
 from pymongo.collection import Collection
 
 from taskmill.config import MongoConfig, ServiceConfig
-from taskmill.schema import new_task_id, utcnow
+from taskmill.schema import Status, new_task_id, utcnow
 from taskmill.store import TaskStore, connect, new_task
+from taskmill.store.documents import LIST_INDEXES, NEWEST, OUTBOX_INDEX, list_index
 
 pytestmark = pytest.mark.integration
 
-AAA = ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa")
+SERVICES = [ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa"), ServiceConfig("bbb", "mysql", "mq_bbb", "c_bbb")]
 TASKS = 3000  # enough that a planner prefers an index to reading the table
 
 
 @pytest.fixture(scope="module")
 def filled(mongo_uri: str) -> Iterator[Collection]:
-    """A tasks collection with the store's indexes and TASKS ready tasks."""
+    """A tasks collection with the store's indexes and TASKS tasks of mixed services and statuses."""
     dbname = f"test_indexes_{uuid.uuid4().hex[:8]}"
     collection = connect(MongoConfig(uri=mongo_uri, dbname=dbname, collection="tasks", timeout_ms=30000))
     TaskStore(collection).ensure_indexes()
     now = utcnow()
-    collection.insert_many([new_task(new_task_id("aaa"), AAA, {"n": n}, False, now) for n in range(TASKS)])
+    docs = []
+    for n in range(TASKS):
+        service = SERVICES[n % 2]
+        doc = new_task(new_task_id(service.name), service, {"n": n}, False, now)
+        doc["status"] = list(Status)[n % 5].value
+        docs.append(doc)
+    collection.insert_many(docs)
     yield collection
     collection.database.client.drop_database(dbname)
     collection.database.client.close()
 
 
 def stages(plan: Any) -> Iterator[str]:
-    """Every stage (MongoDB) or node type (PostgreSQL under FerretDB) in an explain answer."""
+    """Every stage (MongoDB) or node type (PostgreSQL under the local engine) in an explain
+    answer; an index scan of the local engine whose condition is on the document is
+    `Index Scan on document`."""
     if isinstance(plan, Mapping):
         for key in ("stage", "Node Type"):
             if isinstance(plan.get(key), str):
-                yield plan[key]
+                on_document = re.search(r"\b(document|object_id)\b", str(plan.get("Index Cond", "")))
+                yield f"{plan[key]} on document" if on_document else plan[key]
         for value in plan.values():
             yield from stages(value)
     elif isinstance(plan, list):
@@ -48,19 +62,23 @@ def stages(plan: Any) -> Iterator[str]:
             yield from stages(value)
 
 
-def plan_of(collection: Collection, query: Mapping[str, Any]) -> list[str]:
-    answer = collection.database.command("explain", {"find": collection.name, "filter": dict(query)},
-                                         verbosity="queryPlanner")
+def plan_of(collection: Collection, query: Mapping[str, Any], **options: Any) -> list[str]:
+    answer = collection.database.command("explain", {"find": collection.name, "filter": dict(query),
+                                                     **options}, verbosity="queryPlanner")
     return list(stages(answer))
 
 
 def uses_index(plan: list[str]) -> bool:
-    return any(stage == "IXSCAN" or "Index Scan" in stage for stage in plan)
+    return any(stage == "IXSCAN" or stage.endswith("Index Scan on document") for stage in plan)
+
+
+def sorts(plan: list[str]) -> bool:
+    return any(stage in ("SORT", "Sort", "Incremental Sort") for stage in plan)
 
 
 @pytest.mark.parametrize("what, query", [
-    ("a task by id (every api call, every report)", {"task_id": "ts_aaa_" + "0" * 32}),
-    ("the dispatcher's due tasks", {"outbox": True}),
+    ("a task by id (every api call, every report)", {"_id": "ts_aaa_" + "0" * 32}),
+    ("ten tasks by id (status_task)", {"_id": {"$in": [f"ts_aaa_{n:032x}" for n in range(10)]}}),
     ("running tasks, for recovery", {"status": "running"}),
 ])
 def test_lookup_is_served_by_an_index(filled: Collection, what: str, query: dict[str, Any]):
@@ -68,7 +86,27 @@ def test_lookup_is_served_by_an_index(filled: Collection, what: str, query: dict
     assert uses_index(plan), f"{what}: {query} reads the whole collection ({plan})"
 
 
-def test_the_check_can_tell_a_full_read(filled: Collection):
-    """A field no index covers is read from the whole collection: the check is not blind."""
-    plan = plan_of(filled, {"no_such_field": 1})
-    assert not uses_index(plan), plan
+@pytest.mark.parametrize("service, status", [(None, None), ("aaa", None), (None, "running"), ("aaa", "failed")])
+def test_a_list_page_is_read_in_index_order(filled: Collection, service, status):
+    """Every filter of the task list has an index that serves the filter and the sort: a
+    page reads its tasks in order from the index instead of sorting all the matches."""
+    query, index = list_index(service, status)
+    plan = plan_of(filled, query, sort=dict(NEWEST), limit=20, hint=index)
+    assert uses_index(plan) and not sorts(plan), f"{query}: {plan}"
+
+
+def test_the_dispatcher_reads_due_tasks_in_start_order_from_the_index(filled: Collection):
+    plan = plan_of(filled, {"outbox": True}, sort={"start_requested_at": 1}, limit=200,
+                   hint=OUTBOX_INDEX[0])
+    assert uses_index(plan) and not sorts(plan), plan
+
+
+def test_every_list_filter_has_its_index(filled: Collection):
+    assert {name for name, _ in LIST_INDEXES.values()} <= {i["name"] for i in filled.list_indexes()}
+
+
+def test_the_check_can_tell_a_full_read_and_a_sort(filled: Collection):
+    """A field no index covers is read from the whole collection, and a sort no index serves
+    is a sort: the checks are not blind."""
+    assert not uses_index(plan_of(filled, {"no_such_field": 1}))
+    assert sorts(plan_of(filled, {"status": "ready"}, sort={"condition.n": 1}, limit=20))

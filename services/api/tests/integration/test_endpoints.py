@@ -69,8 +69,7 @@ def test_the_originals_requests_get_the_originals_answers(client, store):
     # 1.6 start, then a worker's 1.3 updates, then 1.4 result and 1.2 status
     assert post(client, "/api/start_task", {"task_id": task_id}).json == \
         {"result": "ok", "task_id": task_id}
-    store.claim_due(10, 30, ["aaa"])
-    store.mark_published([(task_id, 1)])
+    store.outbox.mark_published(store.outbox.claim_due(10, 30, ["aaa"]))
     assert report(client, task_id, "running", message="msg").json == \
         {"result": "ok", "status": {"task_id": task_id, "status": "running"}}
     report(client, task_id, "finished", result={"x": "x"})
@@ -100,7 +99,7 @@ def test_status_task_answers_in_order_with_invalid_for_unknown(client):
 def test_create_and_start_in_one_call(client, store):
     """`start: true` records the start so the dispatcher picks the task up."""
     task_id = create(client, start=True)
-    [due] = store.claim_due(10, 30, ["aaa"])
+    [due] = store.outbox.claim_due(10, 30, ["aaa"])
     assert due["task_id"] == task_id and due["attempt"] == 1
 
 

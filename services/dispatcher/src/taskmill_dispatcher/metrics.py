@@ -24,5 +24,8 @@ BACKLOG = Gauge("taskmill_dispatcher_backlog_tasks",
                 "Started tasks not yet published (due now or after a retry's backoff).")
 BACKLOG_AGE = Gauge("taskmill_dispatcher_backlog_oldest_age_seconds",
                     "Age of the oldest started-but-unpublished task (0 when none).")
-TASKS = Gauge("taskmill_tasks", "Tasks in the store by service and status (counted on a timer).",
-              ["service", "status"])
+TASKS = Gauge("taskmill_tasks", "Tasks in the store by service and status (the store's counts, read "
+              "on a timer).", ["service", "status"])
+COUNT_CORRECTIONS = Counter("taskmill_dispatcher_count_corrections_total",
+                            "Task counts found to differ from the tasks themselves and corrected.",
+                            ["service"])

@@ -34,9 +34,9 @@ class Recovery:
         return recovered
 
     def run_once(self) -> int:
-        tasks = self._store.recover_expired(self._batch_size, self._services)
-        for task in tasks:
-            outcome = "failed" if task["status"] == Status.FAILED else "requeued"
-            metrics.RECOVERED.labels(task["service"], outcome).inc()
-            log.warning("lease expired: %s", task["history"][-1]["message"], extra=task_fields(task))
-        return len(tasks)
+        recovered = self._store.leases.recover_expired(self._batch_size, self._services)
+        for task in recovered:
+            outcome = "failed" if task.status == Status.FAILED else "requeued"
+            metrics.RECOVERED.labels(task.service, outcome).inc()
+            log.warning("lease expired: %s", task.message, extra=task_fields(vars(task)))
+        return len(recovered)

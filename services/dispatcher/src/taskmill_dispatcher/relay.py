@@ -64,8 +64,8 @@ class Relay:
 
     def run_once(self) -> int:
         """Publish one batch of due tasks; return how many the broker confirmed."""
-        tasks = self._store.claim_due(self._batch_size, self._config.lifecycle.dispatch_claim_s,
-                                      services=list(self._config.services))
+        tasks = self._store.outbox.claim_due(self._batch_size, self._config.lifecycle.dispatch_claim_s,
+                                             services=list(self._config.services))
         if not tasks:
             return 0
         metrics.BATCH_SIZE.observe(len(tasks))
@@ -75,7 +75,7 @@ class Relay:
         failed = [o for o in outcomes if not o.confirmed]
         if failed:
             self._release(failed)
-        self._store.mark_published((t["task_id"], t["attempt"]) for t in confirmed)
+        self._store.outbox.mark_published(confirmed)
         now = self._clock()
         for task in confirmed:
             metrics.PUBLISHED.labels(task["service"]).inc()
@@ -104,4 +104,4 @@ class Relay:
             metrics.PUBLISH_FAILURES.labels(task["service"]).inc()
             log.warning("publication not confirmed (%s); will retry",
                         outcome.error or "no answer from the broker", extra=task_fields(task))
-        self._store.release_claims([o.task["task_id"] for o in failed])
+        self._store.outbox.release([o.task for o in failed])

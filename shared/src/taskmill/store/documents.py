@@ -1,0 +1,85 @@
+"""The stored task: its document, the events of its history, and the indexes its queries use.
+
+A task's `_id` is its task_id: the one unique key, served by the primary index of every
+engine. A task in the outbox (started, not yet published) is due for publication at
+`start_requested_at` (a retry's backoff puts that in the future); a dispatcher's claim on
+it is `claim_until` and `claim_token`. Entering or leaving the outbox sets them together
+and always drops the claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from taskmill.config import ServiceConfig
+from taskmill.schema import Status
+
+Task = dict[str, Any]
+
+# The list's order, newest first; task_id breaks ties between tasks of one millisecond.
+NEWEST = [("create_time", -1), ("task_id", -1)]
+
+# Each list filter has the index that serves it and the sort: an equality prefix, then the
+# order (a store sorts a page by walking the index, never by reading every match).
+LIST_INDEXES: dict[tuple[str, ...], tuple[str, list[tuple[str, int]]]] = {
+    (): ("list_newest", NEWEST),
+    ("service",): ("list_service", [("service", 1), *NEWEST]),
+    ("status",): ("list_status", [("status", 1), *NEWEST]),
+    ("service", "status"): ("list_service_status", [("service", 1), ("status", 1), *NEWEST]),
+}
+OUTBOX_INDEX = ("outbox_due", [("outbox", 1), ("start_requested_at", 1)])
+LEASE_INDEX = ("leases", [("status", 1), ("lease_until", 1)])
+INDEXES = [*LIST_INDEXES.values(), OUTBOX_INDEX, LEASE_INDEX]
+
+STATUS_FIELDS = {"_id": 0, "task_id": 1, "status": 1, "status_message": 1, "start_time": 1,
+                 "end_time": 1, "attempt": 1, "progress": 1}
+LIST_FIELDS = {"_id": 0, "task_id": 1, "service": 1, "status": 1, "condition": 1, "create_time": 1}
+# What a dispatcher needs of a claimed task: everything but the history.
+RELAY_FIELDS = {"_id": 0, "history": 0}
+
+UNCLAIMED: dict[str, Any] = {"claim_until": None, "claim_token": None}
+UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None, **UNCLAIMED}
+
+
+def queued(at: datetime) -> dict[str, Any]:
+    """The fields of a task in the outbox, due for publication at `at`."""
+    return {"outbox": True, "start_requested_at": at, **UNCLAIMED}
+
+
+def list_index(service: str | None, status: str | None) -> tuple[dict[str, str], str]:
+    """The filter of a list query and the name of the index that serves it."""
+    query = {k: v for k, v in (("service", service), ("status", status)) if v is not None}
+    return query, LIST_INDEXES[tuple(query)][0]
+
+
+def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any], start: bool,
+             now: datetime) -> Task:
+    """The document of a new task, in status ready (its start recorded when start is true)."""
+    attempt = 1 if start else 0
+    return {
+        "_id": task_id,
+        "task_id": task_id,
+        "status": Status.READY.value,
+        "service": service.name,
+        "source_name": service.source_name,
+        "condition": dict(condition),
+        "start_time": None,
+        "end_time": None,
+        "create_time": now,
+        "update_time": now,
+        "status_message": {"failed": None, "running": None, "finished": None},
+        "result": None,
+        "attempt": attempt,
+        "run_attempts": attempt,
+        **(queued(now) if start else UNQUEUED),
+        "lease_until": None,
+        "progress": None,
+        "history": [event(Status.READY, now, attempt, "started" if start else None)],
+    }
+
+
+def event(status: Status, when: datetime, attempt: int, message: Any) -> dict[str, Any]:
+    """One entry of a task's history."""
+    return {"status": status.value, "time": when, "attempt": attempt, "message": message}

@@ -1,0 +1,104 @@
+"""The dispatcher's outbox: started tasks, claimed in batches, published, then waiting.
+
+Every command here covers a whole batch: a claim is one read of the due tasks in start
+order (served by the outbox index, sort included) and one update that claims those still
+unclaimed under a token of this claim, then one read of what the token holds (another
+dispatcher may have been first to some); the confirmation of a batch is one update per
+(service, previous status) of its tasks, so that the counts move by exactly what changed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING
+from pymongo.collection import Collection
+
+from taskmill.schema import Status
+from taskmill.store.connection import unavailable_as_error
+from taskmill.store.counts import TaskCounts
+from taskmill.store.documents import OUTBOX_INDEX, RELAY_FIELDS, UNCLAIMED, UNQUEUED, Task, event
+
+Clock = Callable[[], datetime]
+
+
+class Outbox:
+    """Started tasks awaiting publication, and the dispatchers' claims on them."""
+
+    def __init__(self, tasks: Collection[Task], counts: TaskCounts, clock: Clock,
+                 waiting_timeout_s: float, token_factory: Callable[[], str] = lambda: uuid.uuid4().hex
+                 ) -> None:
+        self._tasks = tasks
+        self._counts = counts
+        self._clock = clock
+        self._waiting_timeout = timedelta(seconds=waiting_timeout_s)
+        self._new_token = token_factory
+
+    def claim_due(self, limit: int, claim_s: float, services: Sequence[str]) -> list[Task]:
+        """Claim up to `limit` tasks of `services` due for publication, oldest start first."""
+        now = self._clock()
+        due = {"outbox": True, "start_requested_at": {"$lte": now}, "service": {"$in": list(services)},
+               "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
+        token = self._new_token()
+        with unavailable_as_error():
+            ids = [t["_id"] for t in self._tasks.find(due, {"_id": 1})
+                   .sort("start_requested_at", ASCENDING).hint(OUTBOX_INDEX[0]).limit(limit)]
+            if not ids:
+                return []
+            self._tasks.update_many(
+                {**due, "_id": {"$in": ids}},
+                {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token}})
+            claimed = list(self._tasks.find({"_id": {"$in": ids}, "claim_token": token}, RELAY_FIELDS))
+        return sorted(claimed, key=lambda task: task["start_requested_at"])
+
+    def mark_published(self, published: Sequence[Task]) -> int:
+        """Record that the broker confirmed the messages of these claimed tasks: they wait for
+        a worker. Return how many changed (a task a worker already reported running, which
+        took it out of the outbox, has nothing left to record)."""
+        now = self._clock()
+        batches: dict[tuple[str, str], list[Task]] = defaultdict(list)
+        for task in published:
+            batches[(task["service"], task["status"])].append(task)
+        changed = 0
+        with unavailable_as_error():
+            for (service, status), tasks in batches.items():
+                moved = 0
+                # One update for the batch, with each task's own attempt in its history.
+                for attempt, ids in _by_attempt(tasks).items():
+                    moved += self._tasks.update_many(
+                        {"_id": {"$in": ids}, "claim_token": tasks[0]["claim_token"],
+                         "outbox": True, "status": status},
+                        {"$set": {"status": Status.WAITING.value, **UNQUEUED, "update_time": now,
+                                  "lease_until": now + self._waiting_timeout},
+                         "$push": {"history": event(Status.WAITING, now, attempt, None)}}).modified_count
+                self._counts.moved(service, status, Status.WAITING.value, moved)
+                changed += moved
+        return changed
+
+    def release(self, claimed: Sequence[Task]) -> None:
+        """Give claimed tasks back to the outbox (their publication failed)."""
+        if not claimed:
+            return
+        with unavailable_as_error():
+            self._tasks.update_many({"_id": {"$in": [t["task_id"] for t in claimed]},
+                                     "claim_token": claimed[0]["claim_token"]}, {"$set": UNCLAIMED})
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        """How many started tasks await publication, and when the oldest was started."""
+        with unavailable_as_error():
+            oldest = self._tasks.find_one({"outbox": True}, {"_id": 0, "start_requested_at": 1},
+                                          sort=[("start_requested_at", ASCENDING)],
+                                          hint=OUTBOX_INDEX[0])
+            if oldest is None:
+                return 0, None
+            return self._tasks.count_documents({"outbox": True}), oldest["start_requested_at"]
+
+
+def _by_attempt(tasks: Sequence[Task]) -> dict[int, list[str]]:
+    groups: dict[int, list[str]] = defaultdict(list)
+    for task in tasks:
+        groups[task["attempt"]].append(task["task_id"])
+    return groups

@@ -1,0 +1,291 @@
+"""The task store: every read and every state change of a task, in MongoDB.
+
+Each change of a task is one conditional update of its document whose filter states the
+change's precondition (the transitions of `taskmill.schema`, the attempt it belongs to),
+so it is atomic on MongoDB and on the local engine alike, without transactions, and a
+refused change costs one more read to say why. The dispatcher's side lives in `outbox` and
+`leases`, the per-status counts in `counts`. Connection problems surface as
+`DependencyUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
+from pymongo.monitoring import CommandListener
+
+from taskmill.config import Config, LifecycleConfig, RetryConfig, ServiceConfig
+from taskmill.errors import StateConflict, TaskNotFound
+from taskmill.schema import FINAL, STARTABLE, WORKER_TRANSITIONS, Status, new_task_id, utcnow
+from taskmill.store.connection import connect, unavailable_as_error
+from taskmill.store.counts import TaskCounts
+from taskmill.store.documents import (
+    INDEXES,
+    LIST_FIELDS,
+    NEWEST,
+    STATUS_FIELDS,
+    UNQUEUED,
+    Task,
+    event,
+    list_index,
+    new_task,
+    queued,
+)
+from taskmill.store.leases import Leases, run_again
+from taskmill.store.outbox import Outbox
+
+Clock = Callable[[], datetime]
+
+# What a change reads back: enough to answer and to move the counts.
+_CHANGED_FIELDS = {"_id": 0, "task_id": 1, "service": 1, "status": 1, "attempt": 1, "lease_until": 1}
+# Retries of a change that lost a race against another writer.
+_RACE_ATTEMPTS = 5
+
+
+class TaskStore:
+    """Tasks in one MongoDB collection, their counts beside it."""
+
+    def __init__(self, collection: Collection[Task], lifecycle: LifecycleConfig | None = None,
+                 retries: Mapping[str, RetryConfig] | None = None, clock: Clock = utcnow,
+                 id_factory: Callable[[str], str] = new_task_id) -> None:
+        lifecycle = lifecycle or LifecycleConfig()
+        self._tasks = collection
+        self._retries = dict(retries or {})
+        self._clock = clock
+        self._new_id = id_factory
+        self._lease = timedelta(seconds=lifecycle.lease_s)
+        self.counts = TaskCounts(collection)
+        self.outbox = Outbox(collection, self.counts, clock, lifecycle.waiting_timeout_s)
+        self.leases = Leases(collection, self.counts, clock, lifecycle.max_attempts)
+
+    @classmethod
+    def open(cls, config: Config, appname: str = "taskmill",
+             listeners: Sequence[CommandListener] = ()) -> TaskStore:
+        """The store of a configured process, connected to its MongoDB."""
+        return cls(connect(config.mongo, appname, listeners), config.lifecycle, config.retries)
+
+    # -- set-up and health ---------------------------------------------------------------
+
+    def ensure_indexes(self) -> None:
+        """Create the indexes the queries need (idempotent)."""
+        with unavailable_as_error():
+            for name, keys in INDEXES:
+                self._tasks.create_index(keys, name=name)
+
+    def close(self) -> None:
+        """Close the connections to MongoDB."""
+        self._tasks.database.client.close()
+
+    def ping(self) -> None:
+        """Raise DependencyUnavailable unless MongoDB answers."""
+        with unavailable_as_error():
+            self._tasks.database.command("ping")
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task:
+        """Return the task, or raise TaskNotFound."""
+        with unavailable_as_error():
+            doc = self._tasks.find_one({"_id": task_id}, {"_id": 0})
+        if doc is None:
+            raise TaskNotFound(task_id)
+        return doc
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        """Return the status fields of the tasks that exist, by task_id (one query)."""
+        with unavailable_as_error():
+            found = self._tasks.find({"_id": {"$in": list(dict.fromkeys(task_ids))}}, STATUS_FIELDS)
+            return {task["task_id"]: task for task in found}
+
+    def list(self, page: int, p_size: int, service: str | None = None,
+             status: str | None = None) -> tuple[int, list[Task]]:
+        """Return the number of matching tasks and one page of them, newest first."""
+        query, index = list_index(service, status)
+        total = self.counts.total(service, status)
+        with unavailable_as_error():
+            cursor = (self._tasks.find(query, LIST_FIELDS).sort(NEWEST).hint(index)
+                      .skip((page - 1) * p_size).limit(p_size))
+            return total, list(cursor)
+
+    # -- changes requested by clients -----------------------------------------------------
+
+    def create(self, service: ServiceConfig, condition: Mapping[str, Any], start: bool = False) -> Task:
+        """Insert a new task in status ready (its start recorded when start is true)."""
+        task = new_task(self._new_id(service.name), service, condition, start, self._clock())
+        with unavailable_as_error():
+            try:
+                self._tasks.insert_one(task)
+            except DuplicateKeyError as ex:  # only with a broken id factory
+                raise StateConflict(f"task {task['task_id']} already exists") from ex
+        self.counts.moved(service.name, None, Status.READY.value)
+        return task
+
+    def request_start(self, task_id: str) -> Task:
+        """Record the start of a ready or failed task (the dispatcher publishes it)."""
+        for _ in range(_RACE_ATTEMPTS):
+            task = self._read(task_id, {"status": 1, "attempt": 1, "outbox": 1, "service": 1})
+            if task["status"] not in STARTABLE:
+                raise StateConflict(f"task {task_id} is {task['status']}; only a ready or failed "
+                                    "task can be started")
+            if _start_pending(task):
+                raise StateConflict(f"task {task_id} is already started")
+            now, attempt = self._clock(), task["attempt"] + 1
+            update = {"$set": {"status": Status.READY.value, "attempt": attempt, "run_attempts": 1,
+                               **queued(now), "lease_until": None, "start_time": None,
+                               "end_time": None, "result": None, "progress": None, "update_time": now},
+                      "$push": {"history": event(Status.READY, now, attempt, "started")}}
+            # The attempt changes with every start and requeue: it pins the state read above.
+            if self._changed(task_id, {"status": task["status"], "attempt": task["attempt"],
+                                       "outbox": task.get("outbox", False)}, update):
+                self.counts.moved(task["service"], task["status"], Status.READY.value)
+                return {**task, "task_id": task_id, "status": Status.READY.value, "attempt": attempt}
+        raise StateConflict(f"task {task_id} is being changed concurrently; try again")
+
+    def update_condition(self, task_id: str, condition: Mapping[str, Any]) -> Task:
+        """Replace the condition of a task that is not waiting, running or already started."""
+        changeable = {"$or": [{"status": {"$in": [s.value for s in FINAL]}},
+                              {"status": Status.READY.value, "outbox": False}]}
+        with unavailable_as_error():
+            task = self._tasks.find_one_and_update(
+                {"_id": task_id, **changeable},
+                {"$set": {"condition": dict(condition), "update_time": self._clock()}},
+                projection=_CHANGED_FIELDS)
+        if task is not None:
+            return task
+        current = self._read(task_id, {"status": 1, "outbox": 1})
+        state = "already started" if _start_pending(current) else current["status"]
+        raise StateConflict(f"task {task_id} is {state}; its condition cannot change until it ends")
+
+    # -- changes reported by workers ------------------------------------------------------
+
+    def report(self, task_id: str, status: Status, message: Any = None,
+               result: Mapping[str, Any] | None = None, attempt: int | None = None,
+               retry: bool = False) -> Task:
+        """Apply a worker's status report, refusing stale attempts and illegal transitions.
+
+        A failure reported with `retry` is run again when the service's retry policy has
+        attempts left (after its backoff); otherwise the task ends failed.
+        """
+        now = self._clock()
+        fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message,
+                                  "update_time": now}
+        if status == Status.RUNNING:
+            fields.update(start_time=now, lease_until=now + self._lease, **UNQUEUED)
+        else:
+            fields.update(end_time=now, lease_until=None, **UNQUEUED)
+        if status == Status.FINISHED:
+            fields.update(result=dict(result or {}), progress=1.0)
+        for _ in range(_RACE_ATTEMPTS):
+            if attempt is None or retry:  # needs the task's attempt or its retry count first
+                task = self._read(task_id, {"status": 1, "attempt": 1, "run_attempts": 1, "service": 1})
+                _check_attempt(task_id, task, attempt)
+                retried = self._retried(task_id, task, status, retry, message, now)
+                if retried is not None:
+                    return retried
+                known = task["attempt"]
+            else:
+                known = attempt
+            update = {"$set": fields, "$push": {"history": event(status, now, known, message)}}
+            before = self._apply(task_id, {"attempt": known, **_reportable(status)}, update)
+            if before is not None:
+                self.counts.moved(before["service"], before["status"], status.value)
+                return {**before, "status": status.value, "lease_until": fields["lease_until"]}
+            current = self._read(task_id, {"status": 1, "attempt": 1, "outbox": 1})
+            _check_attempt(task_id, current, known)
+            if not _may_report(current, status):
+                raise StateConflict(f"task {task_id} cannot go from {current['status']} to {status}")
+        raise StateConflict(f"task {task_id} is being changed concurrently; try again")
+
+    def heartbeat(self, task_id: str, attempt: int | None, progress: float | None = None,
+                  message: Any = None) -> Task:
+        """Renew a running task's lease, with optional progress and message."""
+        now = self._clock()
+        fields: dict[str, Any] = {"lease_until": now + self._lease, "update_time": now}
+        if progress is not None:
+            fields["progress"] = progress
+        if message is not None:
+            fields["status_message.running"] = message
+        precondition: dict[str, Any] = {"status": Status.RUNNING.value}
+        if attempt is not None:
+            precondition["attempt"] = attempt
+        if self._apply(task_id, precondition, {"$set": fields}) is not None:
+            return {"task_id": task_id, "status": Status.RUNNING.value, "lease_until": fields["lease_until"]}
+        current = self._read(task_id, {"status": 1, "attempt": 1})
+        _check_attempt(task_id, current, attempt)
+        raise StateConflict(f"task {task_id} is {current['status']}; only a running task has a "
+                            "lease to renew")
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _retried(self, task_id: str, task: Task, status: Status, retry: bool, message: Any,
+                 now: datetime) -> Task | None:
+        """Queue the task for another run if this is a retryable failure with attempts left."""
+        policy = self._retries.get(task["service"])
+        if not (status == Status.FAILED and retry and policy is not None
+                and task["run_attempts"] < policy.max_attempts):
+            return None
+        if not _may_report(task, status):
+            raise StateConflict(f"task {task_id} cannot go from {task['status']} to {status}")
+        attempt, tries = task["attempt"] + 1, task["run_attempts"] + 1
+        due = now + timedelta(seconds=policy.delay_s(task["run_attempts"]))
+        update = run_again(now, attempt, tries, due, [
+            event(Status.FAILED, now, task["attempt"], message),
+            event(Status.WAITING, now, attempt, f"attempt {attempt}: retry after: {message}")])
+        if not self._changed(task_id, {"status": task["status"], "attempt": task["attempt"]}, update):
+            raise StateConflict(f"task {task_id} is being changed concurrently; try again")
+        self.counts.moved(task["service"], task["status"], Status.WAITING.value)
+        return {"task_id": task_id, "service": task["service"], "status": Status.WAITING.value,
+                "attempt": attempt, "lease_until": None}
+
+    def _read(self, task_id: str, fields: Mapping[str, int]) -> Task:
+        with unavailable_as_error():
+            task = self._tasks.find_one({"_id": task_id}, dict(fields))
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    def _apply(self, task_id: str, precondition: Mapping[str, Any], update: Mapping[str, Any]) -> Task | None:
+        """Change the task if it meets the precondition; its fields before, or None."""
+        with unavailable_as_error():
+            return self._tasks.find_one_and_update({"_id": task_id, **precondition}, dict(update),
+                                                   projection=_CHANGED_FIELDS)
+
+    def _changed(self, task_id: str, precondition: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
+        with unavailable_as_error():
+            return bool(self._tasks.update_one({"_id": task_id, **precondition}, dict(update))
+                        .modified_count)
+
+
+def _reportable(status: Status) -> dict[str, Any]:
+    """The states a worker may report `status` from (the schema's transitions), as a filter.
+
+    A task whose start is recorded but whose publication the dispatcher has not confirmed
+    yet is still ready: a worker holding its message may report it running (the message
+    in its hands proves the publication).
+    """
+    allowed = {"status": {"$in": [s.value for s in WORKER_TRANSITIONS[status]]}}
+    if status != Status.RUNNING:
+        return allowed
+    return {"$or": [allowed, {"status": Status.READY.value, "outbox": True}]}
+
+
+def _may_report(task: Task, status: Status) -> bool:
+    return task["status"] in WORKER_TRANSITIONS[status] or (status == Status.RUNNING
+                                                            and _start_pending(task))
+
+
+def _start_pending(task: Task) -> bool:
+    """Tell whether the task's start is recorded but its publication not yet confirmed."""
+    return task["status"] == Status.READY and bool(task.get("outbox"))
+
+
+def _check_attempt(task_id: str, task: Task, attempt: int | None) -> None:
+    """Refuse a change that names an attempt other than the task's current one."""
+    if attempt is not None and attempt != task["attempt"]:
+        raise StateConflict(f"attempt {attempt} of task {task_id} is stale; the current attempt "
+                            f"is {task['attempt']} ({task['status']})")
+
