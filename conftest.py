@@ -8,6 +8,7 @@ service cannot be reached the test is skipped locally and fails under CI=true.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -80,6 +81,21 @@ def mysql_admin_socket() -> str:
     if not socket or not Path(socket).exists():
         unavailable(f"MariaDB's admin socket {socket!r}")
     return socket
+
+
+@pytest.fixture(scope="session")
+def vacuum(mongo_uri: str) -> Callable[[], None]:
+    """VACUUM the local engine's PostgreSQL (what its autovacuum does in its own time), or
+    nothing on a MongoDB server, which has no such thing."""
+    socket = os.environ.get("TASKMILL_POSTGRES_SOCKET", "")
+    if not socket:
+        return lambda: None
+    psql = "/usr/lib/postgresql/15/bin/psql"
+
+    def run() -> None:
+        subprocess.run([psql, "-h", socket, "-U", "postgres", "-d", "postgres", "-qAtc", "VACUUM"],
+                       check=True, capture_output=True, timeout=120)
+    return run
 
 
 @pytest.fixture

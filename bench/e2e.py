@@ -25,6 +25,7 @@ from bench.figures import percentile, save, table
 from tests.system import System
 
 Run = Callable[[int, int, int], dict[str, float]]  # (tasks, clients, workers) -> figures
+COMMANDS = "taskmill_store_commands_total"
 
 
 def options(prog: str) -> argparse.Namespace:
@@ -49,9 +50,11 @@ def repeated(run: Run, args: argparse.Namespace, workers: int) -> dict[str, floa
     """`args.repeat` runs: median tasks/s with min and max, median p50 and p99."""
     runs = [run(args.tasks, args.clients, workers) for _ in range(args.repeat)]
     rate = [r["tasks_per_s"] for r in runs]
-    return {"tasks_per_s": statistics.median(rate), "min": min(rate), "max": max(rate),
-            "p50_s": statistics.median(r["p50_s"] for r in runs),
-            "p99_s": statistics.median(r["p99_s"] for r in runs)}
+    figures = {"tasks_per_s": statistics.median(rate), "min": min(rate), "max": max(rate)}
+    for key in runs[0]:
+        if key != "tasks_per_s":
+            figures[key] = statistics.median(r[key] for r in runs)
+    return figures
 
 
 def one_run(tasks: int, clients: int, workers: int) -> dict[str, float]:
@@ -65,6 +68,8 @@ def one_load(system: System, collection: Collection, tasks: int, clients: int,
     wait until all are finished: the run's figures."""
     warm = [system.api.create_task("slow", {}, start=True) for _ in range(workers * 2)]
     system.wait_final(warm, timeout_s=120)  # consumers joined, connections open
+
+    commands_before = system.metric(COMMANDS)
 
     def create(_: int) -> tuple[str, datetime]:
         sent = datetime.now(UTC)
@@ -88,7 +93,16 @@ def one_load(system: System, collection: Collection, tasks: int, clients: int,
             if doc is None or doc["status"] != "finished":
                 break
             ends[pending.popleft()] = doc["end_time"]
-    return run_figures(tasks, began, [(sent[t], ends[t]) for t in sent])
+    figures = run_figures(tasks, began, [(sent[t], ends[t]) for t in sent])
+    return {**figures, **commands_per_task(commands_before, system.metric(COMMANDS), tasks)}
+
+
+def commands_per_task(before: dict[str, float], after: dict[str, float], tasks: int) -> dict[str, float]:
+    """Store commands per task during a run, in all and by the process that sent them (the
+    workers send none: they report through the api)."""
+    spent = {proc: after[proc] - before.get(proc, 0.0) for proc in after}
+    return {"store_cmds": sum(spent.values()) / tasks,
+            "by_api": spent.get("api", 0.0) / tasks, "by_dispatcher": spent.get("dispatcher", 0.0) / tasks}
 
 
 def main() -> None:

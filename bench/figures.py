@@ -34,11 +34,11 @@ def timed_ms(call: Callable[[], Any], repeat: int) -> dict[str, float]:
 
 
 def table(title: str, rows: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of rows sharing the same keys."""
+    """A plain-text table of rows (a key a row lacks is shown as `-`)."""
     if not rows:
         return f"{title}: no rows"
-    keys = list(rows[0])
-    cells = [[_cell(row[k]) for k in keys] for row in rows]
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[_cell(row.get(k)) for k in keys] for row in rows]
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
     line = "  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))
     body = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]

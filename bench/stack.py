@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pymongo
 
-from tests.servers import Servers
+from tests.servers import Servers, free_port
 from tests.system import System, launch
 
 
@@ -21,11 +21,11 @@ def system(workers: int = 0, **settings: object) -> Iterator[tuple[System, pymon
     db = f"bench_{unique}"
     where = Servers.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="taskmill-bench-"))
-    running = launch(workdir, where, db, unique, workers=(), **settings)  # type: ignore[arg-type]
+    running = launch(workdir, where, db, unique, workers=(), metrics=True, **settings)  # type: ignore[arg-type]
     client: pymongo.MongoClient = pymongo.MongoClient(where.mongo, tz_aware=True)
     try:
         for i in range(workers):
-            running.start_worker("slow", f"worker-slow-{i}")
+            running.start_worker("slow", f"worker-slow-{i}", metrics_port=free_port())
         yield running, client[db][db]
     finally:
         running.shutdown()

@@ -55,11 +55,11 @@ install_ferretdb() {
   echo "$want" >"$stamp"
 }
 
-# PostgreSQL 15 with DocumentDB, rebuilt when its sources or recipe change, or when
+# PostgreSQL 15 with DocumentDB, rebuilt when its sources, recipe or patches change, or when
 # PostgreSQL's folders lack it (a fresh machine with an old .local/).
 install_documentdb() {
   local stamp=$DOCUMENTDB_BUILD/installed.sha
-  local want; want=$(cat "$ROOT"/infra/documentdb/{sources.txt,build.sh} | sha256sum | cut -c1-16)
+  local want; want=$(cat "$ROOT"/infra/documentdb/{sources.txt,build.sh,patches/*} | sha256sum | cut -c1-16)
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x "$PG_BIN/postgres" ] &&
     [ -f /usr/share/postgresql/15/extension/documentdb_extended_rum.control ] && return 0
   log "building DocumentDB for PostgreSQL 15 into $DOCUMENTDB_BUILD (about two minutes)"
@@ -194,6 +194,7 @@ export SOURCE_MYSQL_PORT=$MARIADB_PORT
 export SOURCE_MYSQL_USER=taskmill
 export SOURCE_MYSQL_PASSWORD=$(mysql_password)
 export TASKMILL_MARIADB_SOCKET=$MARIADB_SOCKET
+export TASKMILL_POSTGRES_SOCKET=$PG_SOCKET_DIR
 ENV
 }
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from taskmill.client import ApiClient
 from taskmill.codec import decode
@@ -78,6 +79,8 @@ class System:
     api: ApiClient
     api_port: int
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # /metrics of each process that serves it, by process name.
+    metrics_urls: dict[str, str] = field(default_factory=dict)
 
     def start(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
@@ -94,16 +97,27 @@ class System:
                           "taskmill_api.wsgi:app",
                           env={"PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prometheus")})
         self.wait_ready(proc)
+        self.metrics_urls[name] = f"http://127.0.0.1:{self.api_port}/metrics"
         return proc
 
     def start_dispatcher(self, name: str = "dispatcher", metrics_port: int = 0) -> subprocess.Popen[bytes]:
-        return self.start(name, str(BIN / "python"), "-m", "taskmill_dispatcher",
-                          "--metrics-port", str(metrics_port))
+        """Start a dispatcher (serving /metrics on metrics_port unless it is 0)."""
+        return self._start_served(name, metrics_port, "taskmill_dispatcher")
 
     def start_worker(self, service: str, name: str | None = None,
                      metrics_port: int = 0) -> subprocess.Popen[bytes]:
-        return self.start(name or f"worker-{service}", str(BIN / "python"), "-m", WORKERS[service],
-                          "--metrics-port", str(metrics_port))
+        """Start a worker of service (serving /metrics on metrics_port unless it is 0)."""
+        return self._start_served(name or f"worker-{service}", metrics_port, WORKERS[service])
+
+    def _start_served(self, name: str, metrics_port: int, module: str) -> subprocess.Popen[bytes]:
+        if metrics_port:
+            self.metrics_urls[name] = f"http://127.0.0.1:{metrics_port}/metrics"
+        return self.start(name, str(BIN / "python"), "-m", module, "--metrics-port", str(metrics_port))
+
+    def metric(self, name: str, **labels: str) -> dict[str, float]:
+        """The sum of a metric's samples (whose labels include `labels`), by running process."""
+        return {proc: metric_value(scrape(url), name, **labels)
+                for proc, url in self.metrics_urls.items() if proc in self.procs}
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int:
         """Signal a process and wait for it to exit; return its exit code."""
@@ -166,6 +180,18 @@ class System:
         raise SystemFailure(f"{url} not ready after {timeout_s}s\n{self.logs()}")
 
 
+def scrape(url: str) -> str:
+    """The text of a Prometheus exposition."""
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`."""
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == name and labels.items() <= s.labels.items())
+
+
 def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[tuple[str, int]]:
     """How many messages the topic holds for each (task_id, attempt)."""
     consumer = topic_reader(servers, topic, **{"enable.partition.eof": True})
@@ -218,15 +244,19 @@ def environment(workdir: Path, servers: Servers, task_db: str, unique: str,
 
 def launch(workdir: Path, servers: Servers, task_db: str, unique: str,
            workers: tuple[str, ...] = ("aaa", "bbb"), lifecycle: Mapping[str, float] | None = None,
-           kafka_settings: Mapping[str, int] | None = None) -> System:
-    """Start api, dispatcher and workers with topics, groups and a database of their own."""
+           kafka_settings: Mapping[str, int] | None = None, metrics: bool = False) -> System:
+    """Start api, dispatcher and workers with topics, groups and a database of their own
+    (with `metrics`, the dispatcher and the workers serve /metrics on ports of their own)."""
     env, services, port = environment(workdir, servers, task_db, unique, lifecycle, kafka_settings)
     system = System(workdir, env, services, ApiClient(f"http://127.0.0.1:{port}", TOKEN), port)
+
+    def metrics_port() -> int:
+        return free_port() if metrics else 0
     try:
         system.start_api()
-        system.start_dispatcher()
+        system.start_dispatcher(metrics_port=metrics_port())
         for service in workers:
-            system.start_worker(service)
+            system.start_worker(service, metrics_port=metrics_port())
     except BaseException:
         system.shutdown()
         raise

@@ -10,7 +10,8 @@
 # Sources: the archives of infra/documentdb/sources.txt, from TASKMILL_VENDOR (default
 # ../shared/vendor beside the repository) when it has them, checked against their sha256,
 # else downloaded from upstream by pinned tag; either way the unpacked tree is checked
-# against its pinned hash before anything is built. Cold: about two minutes on 2 cores.
+# against its pinned hash before anything is built, then infra/documentdb/patches/ are
+# applied (each says what it fixes). Cold: about two minutes on 2 cores.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${1:?usage: build.sh BUILD_DIR}
@@ -25,7 +26,7 @@ die() { log "error: $*"; exit 1; }
 # extended RUM includes PostgreSQL's probes.h.
 install_packages() {
   local wanted=(postgresql-15 postgresql-server-dev-15 libpcre2-dev libintelrdfpmath-dev
-                postgresql-15-postgis-3 postgresql-15-rum cmake pkg-config systemtap-sdt-dev)
+                postgresql-15-postgis-3 postgresql-15-rum cmake pkg-config systemtap-sdt-dev patch)
   dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${wanted[@]}" 2>&1 | grep -vq ' ii ' || return 0
   log "installing PostgreSQL 15 and DocumentDB's build dependencies from Debian"
   export DEBIAN_FRONTEND=noninteractive
@@ -36,7 +37,7 @@ install_packages() {
     "postgresql-server-dev-15=$server" \
     libpcre2-dev=10.42-1 libpcre2-16-0=10.42-1 libpcre2-32-0=10.42-1 libpcre2-posix3=10.42-1 \
     libintelrdfpmath-dev postgresql-15-postgis-3 postgresql-15-rum=1.3.13-1+b1 \
-    cmake pkg-config systemtap-sdt-dev >/dev/null
+    cmake pkg-config systemtap-sdt-dev patch >/dev/null
 }
 
 # PostgreSQL's libpq-be.h includes gssapi/gssapi.h; installing libkrb5-dev would upgrade
@@ -105,6 +106,9 @@ export PKG_CONFIG_PATH=$BUILD/deps/lib/pkgconfig
 unpack pgvector-0.8.0 && pg_make "$BUILD/src/pgvector-0.8.0"
 unpack pg_cron-1.6.3 && pg_make "$BUILD/src/pg_cron-1.6.3"
 unpack documentdb-0.106.0-ferretdb-2.5.0
+for fix in "$HERE"/patches/*.patch; do  # fixes of our own, each saying what and why
+  patch -s -d "$BUILD/src/documentdb-0.106.0-ferretdb-2.5.0" -p1 <"$fix" >>"$BUILD/build.log"
+done
 for part in pg_documentdb_core pg_documentdb internal/pg_documentdb_extended_rum; do
   pg_make "$BUILD/src/documentdb-0.106.0-ferretdb-2.5.0/$part"
 done

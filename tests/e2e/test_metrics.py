@@ -17,24 +17,14 @@ from taskmill.client import ApiClient
 from taskmill.errors import ApiError
 from tests.helpers import ROOT
 from tests.servers import free_port
-from tests.system import System
+from tests.system import System, scrape
+from tests.system import metric_value as value
 
 pytestmark = pytest.mark.e2e
 
 SUFFIXES = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_sum", "_count", "_created"],
             "gauge": [""], "summary": ["_sum", "_count"]}
 METRIC = re.compile(r"\btaskmill_[a-z0-9_]+")
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return answer.read().decode()
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples of `name` whose labels include `labels`."""
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == name and labels.items() <= s.labels.items())
 
 
 def exposed(text: str) -> set[str]:

@@ -58,6 +58,11 @@ class Dispatcher:
                 log.warning("relay round failed: %s", ex)
                 self.stopping.wait(1.0)
                 continue
+            except Exception:  # a failure nobody foresaw must not stop the relay: next round
+                metrics.LOOP_ERRORS.labels("unexpected").inc()
+                log.exception("relay round failed unexpectedly; going on")
+                self.stopping.wait(1.0)
+                continue
             if not moved:
                 self.stopping.wait(idle_s)
         self._producer.flush(self._config.lifecycle.shutdown_grace_s)

@@ -16,7 +16,6 @@ from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
-from pymongo.monitoring import CommandListener
 
 from taskmill.config import Config, LifecycleConfig, RetryConfig, ServiceConfig
 from taskmill.errors import StateConflict, TaskNotFound
@@ -36,6 +35,7 @@ from taskmill.store.documents import (
     queued,
 )
 from taskmill.store.leases import Leases, run_again
+from taskmill.store.monitoring import CommandCounter
 from taskmill.store.outbox import Outbox
 
 Clock = Callable[[], datetime]
@@ -63,10 +63,9 @@ class TaskStore:
         self.leases = Leases(collection, self.counts, clock, lifecycle.max_attempts)
 
     @classmethod
-    def open(cls, config: Config, appname: str = "taskmill",
-             listeners: Sequence[CommandListener] = ()) -> TaskStore:
-        """The store of a configured process, connected to its MongoDB."""
-        return cls(connect(config.mongo, appname, listeners), config.lifecycle, config.retries)
+    def open(cls, config: Config, appname: str = "taskmill") -> TaskStore:
+        """The store of a configured process, connected to its MongoDB, its commands counted."""
+        return cls(connect(config.mongo, appname, [CommandCounter()]), config.lifecycle, config.retries)
 
     # -- set-up and health ---------------------------------------------------------------
 
