@@ -36,8 +36,8 @@ TOP = 12
 
 
 def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
-    """User+system CPU seconds of each named process and all its descendants, from one
-    pass over /proc (0 for a process that is gone)."""
+    """User+system CPU seconds of each named process and its descendants (but for those named
+    themselves), from one pass over /proc (0 for a process that is gone)."""
     children: dict[int, list[int]] = {}
     times: dict[int, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -49,14 +49,21 @@ def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
         children.setdefault(int(fields[1]), []).append(pid)
         times[pid] = (int(fields[11]) + int(fields[12])) / TICKS
     totals = {}
+    named = set(roots.values())
     for name, root in roots.items():
         total, todo = 0.0, [root]
         while todo:
             current = todo.pop()
             total += times.get(current, 0.0)
-            todo += children.get(current, [])
+            todo += [child for child in children.get(current, []) if child not in named]
         totals[name] = total
     return totals
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (not idle, not waiting on I/O) since boot."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / TICKS
 
 
 def infra_pids() -> dict[str, int]:
@@ -100,26 +107,32 @@ def main() -> None:
     with stack.system(workers=args.workers) as (system, collection):
         one_load(system, collection, 20, args.clients, args.workers)  # imports done, pools full
         procs = {name: proc.pid for name, proc in system.procs.items()}
-        watched = {**procs, **infra_pids()}
+        watched = {**procs, **infra_pids(), "load generator (this process)": os.getpid()}
         spies = {name: subprocess.Popen(
             [str(py_spy), "record", "--nonblocking", "--subprocesses", "--rate", "100",
              "--format", "raw", "--output", str(RESULTS / f"profile-{name}.txt"), "--pid", str(pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in procs.items()}
-        before = cpu_seconds(watched)
+        watched.update({f"py-spy ({name})": spy.pid for name, spy in spies.items()})
+        before, busy_before = cpu_seconds(watched), machine_busy_seconds()
         began = time.monotonic()
         figures = one_load(system, collection, args.tasks, args.clients, args.workers)
         elapsed = time.monotonic() - began
-        after = cpu_seconds(watched)
+        after, busy = cpu_seconds(watched), machine_busy_seconds() - busy_before
         used = {name: after[name] - before[name] for name in watched}
+        used["anything else (kernel threads, …)"] = max(busy - sum(used.values()), 0.0)
         for spy in spies.values():
             spy.send_signal(signal.SIGINT)
         for spy in spies.values():
             spy.wait(60)
     machine = elapsed * (os.cpu_count() or 1)
-    rows = [{"process": name, "cpu_s": round(cpu, 1), "share_of_machine": round(cpu / machine, 3)}
+    rows = [{"process": name, "cpu_s": round(cpu, 1), "cpu_ms_per_task": round(cpu * 1000 / args.tasks, 2),
+             "share_of_machine": round(cpu / machine, 3)}
             for name, cpu in sorted(used.items(), key=lambda item: -item[1])]
     print(f"{args.tasks} tasks, {args.clients} clients, {args.workers} worker(s): "
-          f"{figures['tasks_per_s']:.1f} tasks/s over {elapsed:.1f} s")
+          f"{figures['tasks_per_s']:.1f} tasks/s over {elapsed:.1f} s; the machine was busy "
+          f"{busy / machine:.0%} of the time, {busy * 1000 / args.tasks:.1f} CPU ms per task in all "
+          f"(of it {sum(cpu for name, cpu in used.items() if name in procs) * 1000 / args.tasks:.1f} "
+          f"in Taskmill's own processes); {figures['store_cmds']:.2f} store commands per task")
     print(table("CPU by process during the run", rows))
     hot = {}
     for name in procs:

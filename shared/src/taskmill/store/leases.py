@@ -52,7 +52,7 @@ class Leases:
         fields = {"_id": 1, "status": 1, "service": 1, "attempt": 1, "run_attempts": 1}
         with unavailable_as_error():
             expired = list(self._tasks.find(query, fields).sort("lease_until", 1)
-                           .hint(LEASE_INDEX[0]).limit(limit))
+                           .hint(LEASE_INDEX[0]).limit(-limit))  # one batch: see TaskStore.list
             recovered = [self._recover(task, now) for task in expired]
         return [r for r in recovered if r is not None]
 

@@ -1,7 +1,8 @@
 """The dispatcher's outbox: started tasks, claimed in batches, published, then waiting.
 
-Every command here covers a whole batch: a claim is one read of the due tasks in start
-order (served by the outbox index, sort included) and one update that claims those still
+Every command here covers a whole batch: a claim is one read of the due tasks' ids in
+start order (served by the outbox index, sort included; a single batch, see
+`TaskStore.list`) and one update that claims those still
 unclaimed under a token of this claim, then one read of what the token holds (another
 dispatcher may have been first to some); the confirmation of a batch is one update per
 (service, previous status) of its tasks, so that the counts move by exactly what changed.
@@ -45,7 +46,7 @@ class Outbox:
         token = self._new_token()
         with unavailable_as_error():
             ids = [t["_id"] for t in self._tasks.find(due, {"_id": 1})
-                   .sort("start_requested_at", ASCENDING).hint(OUTBOX_INDEX[0]).limit(limit)]
+                   .sort("start_requested_at", ASCENDING).hint(OUTBOX_INDEX[0]).limit(-limit)]
             if not ids:
                 return []
             self._tasks.update_many(

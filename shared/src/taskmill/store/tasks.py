@@ -106,9 +106,14 @@ class TaskStore:
         query, index = list_index(service, status)
         total = self.counts.total(service, status)
         with unavailable_as_error():
-            cursor = (self._tasks.find(query, LIST_FIELDS).sort(NEWEST).hint(index)
-                      .skip((page - 1) * p_size).limit(p_size))
-            return total, list(cursor)
+            # The page's ids in index order, in a single batch (a negative limit), then the
+            # tasks themselves by id: the ids always fit in one batch where a page of large
+            # conditions might not, and the local engine answers a limited find that may
+            # need more batches on a new PostgreSQL connection each time (14 ms, measured).
+            ids = [t["_id"] for t in self._tasks.find(query, {"_id": 1}).sort(NEWEST).hint(index)
+                   .skip((page - 1) * p_size).limit(-p_size)]
+            found = {t["task_id"]: t for t in self._tasks.find({"_id": {"$in": ids}}, LIST_FIELDS)}
+        return total, [found[task_id] for task_id in ids if task_id in found]
 
     # -- changes requested by clients -----------------------------------------------------
 
