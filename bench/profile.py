@@ -3,11 +3,13 @@ an end-to-end run.
 
     uv run python -m bench.profile [--tasks 500] [--clients 8] [--workers 1]
 
-Starts a fresh system, attaches `py-spy record` to the api (with its gunicorn workers),
-the dispatcher and each worker, runs the end-to-end load of bench.e2e, then prints
-- CPU seconds per process during the run, the infrastructure's included (FerretDB,
-  PostgreSQL, Kafka, from the pid files of scripts/infra.sh), as shares of the machine;
-- per Taskmill process, the functions its threads were in most often when not idle (py-spy
+Starts a fresh system and runs the end-to-end load of bench.e2e twice, then prints
+- from the first run, CPU seconds (and milliseconds per task) per process, the
+  infrastructure's included (FerretDB, PostgreSQL, Kafka, from the pid files of
+  scripts/infra.sh) and this load generator, and the machine's busy time beside them;
+- from the second run, with `py-spy record` attached to the api (with its gunicorn workers),
+  the dispatcher and each worker, per Taskmill process the functions its threads were in
+  most often when not idle (py-spy
   leaves out threads it sees waiting), by own samples (the innermost frame) and by samples
   including callees; a thread in a socket call is waiting on MongoDB, Kafka or the api.
 Collapsed stacks go to bench/results/profile-<process>.txt (input of flamegraph.pl or
@@ -96,52 +98,70 @@ def top_frames(collapsed: Path) -> tuple[int, Counter[str], Counter[str]]:
     return total, own, inclusive
 
 
+def measured_run(system, collection, args: argparse.Namespace,
+                 watched: dict[str, int]) -> tuple[dict[str, float], dict[str, float], float, float]:
+    """One end-to-end load: its figures, CPU seconds by watched process, the machine's busy
+    CPU seconds and the elapsed seconds."""
+    before, busy_before = cpu_seconds(watched), machine_busy_seconds()
+    began = time.monotonic()
+    figures = one_load(system, collection, args.tasks, args.clients, args.workers)
+    elapsed = time.monotonic() - began
+    after, busy = cpu_seconds(watched), machine_busy_seconds() - busy_before
+    used = {name: after[name] - before[name] for name in watched}
+    used["anything else (kernel threads, …)"] = max(busy - sum(used.values()), 0.0)
+    return figures, used, busy, elapsed
+
+
+def sampled_run(system, collection, args: argparse.Namespace, procs: dict[str, int]) -> None:
+    """The same load again with py-spy attached to every Taskmill process (which costs the
+    machine a good third of its CPU, hence a run of its own); raw stacks to bench/results."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    spies = [subprocess.Popen(
+        [str(py_spy), "record", "--nonblocking", "--subprocesses", "--rate", "100",
+         "--format", "raw", "--output", str(RESULTS / f"profile-{name}.txt"), "--pid", str(pid)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in procs.items()]
+    one_load(system, collection, args.tasks, args.clients, args.workers)
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)
+    for spy in spies:
+        spy.wait(60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.profile")
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    py_spy = Path(sys.executable).with_name("py-spy")
     RESULTS.mkdir(parents=True, exist_ok=True)
     with stack.system(workers=args.workers) as (system, collection):
         one_load(system, collection, 20, args.clients, args.workers)  # imports done, pools full
         procs = {name: proc.pid for name, proc in system.procs.items()}
         watched = {**procs, **infra_pids(), "load generator (this process)": os.getpid()}
-        spies = {name: subprocess.Popen(
-            [str(py_spy), "record", "--nonblocking", "--subprocesses", "--rate", "100",
-             "--format", "raw", "--output", str(RESULTS / f"profile-{name}.txt"), "--pid", str(pid)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in procs.items()}
-        watched.update({f"py-spy ({name})": spy.pid for name, spy in spies.items()})
-        before, busy_before = cpu_seconds(watched), machine_busy_seconds()
-        began = time.monotonic()
-        figures = one_load(system, collection, args.tasks, args.clients, args.workers)
-        elapsed = time.monotonic() - began
-        after, busy = cpu_seconds(watched), machine_busy_seconds() - busy_before
-        used = {name: after[name] - before[name] for name in watched}
-        used["anything else (kernel threads, …)"] = max(busy - sum(used.values()), 0.0)
-        for spy in spies.values():
-            spy.send_signal(signal.SIGINT)
-        for spy in spies.values():
-            spy.wait(60)
+        figures, used, busy, elapsed = measured_run(system, collection, args, watched)
+        sampled_run(system, collection, args, procs)
     machine = elapsed * (os.cpu_count() or 1)
     rows = [{"process": name, "cpu_s": round(cpu, 1), "cpu_ms_per_task": round(cpu * 1000 / args.tasks, 2),
              "share_of_machine": round(cpu / machine, 3)}
             for name, cpu in sorted(used.items(), key=lambda item: -item[1])]
+    ours = sum(cpu for name, cpu in used.items() if name in procs)
     print(f"{args.tasks} tasks, {args.clients} clients, {args.workers} worker(s): "
           f"{figures['tasks_per_s']:.1f} tasks/s over {elapsed:.1f} s; the machine was busy "
           f"{busy / machine:.0%} of the time, {busy * 1000 / args.tasks:.1f} CPU ms per task in all "
-          f"(of it {sum(cpu for name, cpu in used.items() if name in procs) * 1000 / args.tasks:.1f} "
-          f"in Taskmill's own processes); {figures['store_cmds']:.2f} store commands per task")
-    print(table("CPU by process during the run", rows))
+          f"({ours * 1000 / args.tasks:.1f} in Taskmill's own processes); "
+          f"{figures['store_cmds']:.2f} store commands per task")
+    print(table("CPU by process during the run (without sampling)", rows))
     hot = {}
     for name in procs:
         total, own, inclusive = top_frames(RESULTS / f"profile-{name}.txt")
         hot[name] = {"samples": total, "own": own.most_common(TOP), "inclusive": inclusive.most_common(TOP)}
-        print(f"\n{name}: {total} samples of its busy threads; top functions by own samples")
+        print(f"\n{name}: {total} samples of its busy threads (a second run, sampled); "
+              "top functions by own samples")
         for frame, count in own.most_common(TOP):
             print(f"  {count / max(total, 1):6.1%}  {frame}")
-    print(f"figures: {save('profile', {'tasks': args.tasks, 'elapsed_s': elapsed, 'cpu': rows, 'hot': hot})}")
+    saved = save('profile', {'tasks': args.tasks, 'elapsed_s': elapsed, 'figures': figures, 'cpu': rows,
+                             'hot': hot})
+    print(f"figures: {saved}")
 
 
 if __name__ == "__main__":

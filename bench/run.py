@@ -14,14 +14,14 @@ import sys
 import time
 
 FULL = {
-    "scale": ["--sizes", "10000,100000,1000000", "--repeat", "5"],  # ~20 min, mostly loading
+    "scale": ["--sizes", "10000,100000,1000000", "--repeat", "50"],  # mostly loading
     "api": ["--clients", "1,8,32", "--duration", "5", "--repeat", "3"],
     "dispatch": ["--backlog", "10000", "--samples", "30", "--repeat", "1"],
     "profile": ["--tasks", "500", "--clients", "8", "--workers", "1"],
     "peer": ["--workers", "1,4", "--clients", "8", "--repeat", "3"],
 }
 QUICK = {
-    "scale": ["--sizes", "500,1000", "--repeat", "2"],
+    "scale": ["--sizes", "500,1000", "--repeat", "5"],
     "api": ["--clients", "1,8", "--duration", "1", "--repeat", "1"],
     "dispatch": ["--backlog", "200", "--samples", "5", "--repeat", "1"],
     "profile": ["--tasks", "50", "--clients", "4", "--workers", "1"],

@@ -23,7 +23,8 @@ from taskmill.store.documents import LIST_INDEXES, NEWEST, OUTBOX_INDEX, list_in
 
 pytestmark = pytest.mark.integration
 
-SERVICES = [ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa"), ServiceConfig("bbb", "mysql", "mq_bbb", "c_bbb")]
+SERVICES = [ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa"),
+            ServiceConfig("bbb", "mysql", "mq_bbb", "c_bbb")]
 TASKS = 3000  # enough that a planner prefers an index to reading the table
 
 
@@ -86,7 +87,8 @@ def test_lookup_is_served_by_an_index(filled: Collection, what: str, query: dict
     assert uses_index(plan), f"{what}: {query} reads the whole collection ({plan})"
 
 
-@pytest.mark.parametrize("service, status", [(None, None), ("aaa", None), (None, "running"), ("aaa", "failed")])
+@pytest.mark.parametrize("service, status",
+                         [(None, None), ("aaa", None), (None, "running"), ("aaa", "failed")])
 def test_a_list_page_is_read_in_index_order(filled: Collection, service, status):
     """Every filter of the task list has an index that serves the filter and the sort: a
     page reads its tasks in order from the index instead of sorting all the matches."""

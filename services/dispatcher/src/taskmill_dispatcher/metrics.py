@@ -8,6 +8,9 @@ PUBLISHED = Counter("taskmill_dispatcher_published_total",
                     "Task messages the broker confirmed.", ["service"])
 PUBLISH_FAILURES = Counter("taskmill_dispatcher_publish_failures_total",
                            "Task messages the broker did not confirm (retried).", ["service"])
+PUBLISH_REFUSED = Counter("taskmill_dispatcher_publish_refused_total",
+                          "Task messages refused for what they are (too large, not encodable): "
+                          "their tasks end failed.", ["service"])
 START_TO_PUBLISH_SECONDS = Histogram(
     "taskmill_dispatcher_start_to_publish_seconds",
     "Time from a recorded start to the broker's confirmation.", ["service"],

@@ -1,4 +1,10 @@
-"""The outbox relay: claim started tasks, publish them, record the broker's confirmation."""
+"""The outbox relay: claim started tasks, publish them, record the broker's confirmation.
+
+One task never stops the others: a message the broker (or the producer, before sending)
+refuses for what it is, too large or not encodable, ends its task failed with the reason
+and the relay goes on; only a broker that does not answer makes a task wait for the next
+round.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, KafkaException
 
 from taskmill.codec import TaskMessage
 from taskmill.config import Config
@@ -29,15 +37,28 @@ class Producer(Protocol):
     def flush(self, timeout: float) -> int: ...
 
 
+# Errors that say the message itself is unacceptable: publishing it again cannot help.
+REFUSALS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE,
+                      KafkaError.INVALID_MSG, KafkaError.INVALID_RECORD,
+                      KafkaError.RECORD_LIST_TOO_LARGE})
+
+
 @dataclass
 class _Outcome:
     task: Task
     error: Any = None
     done: bool = False
+    refused: str | None = None  # why the message can never be published
 
     @property
     def confirmed(self) -> bool:
-        return self.done and self.error is None
+        return self.done and self.error is None and self.refused is None
+
+    def settle(self, error: Any) -> None:
+        """Record the broker's answer (error None: confirmed)."""
+        self.error, self.done = error, True
+        if error is not None and error.code() in REFUSALS:
+            self.refused = f"the broker refused the task's message: {error.str()}"
 
 
 def delivery_timeout_s(config: Config) -> float:
@@ -72,9 +93,12 @@ class Relay:
         outcomes = [self._produce(task) for task in tasks]
         self._producer.flush(self._flush_timeout_s)
         confirmed = [o.task for o in outcomes if o.confirmed]
-        failed = [o for o in outcomes if not o.confirmed]
+        refused = [o for o in outcomes if o.refused]
+        failed = [o for o in outcomes if not o.confirmed and not o.refused]
         if failed:
             self._release(failed)
+        for outcome in refused:
+            self._refuse(outcome.task, str(outcome.refused))
         self._store.outbox.mark_published(confirmed)
         now = self._clock()
         for task in confirmed:
@@ -89,14 +113,26 @@ class Relay:
                               source_name=task["source_name"], condition=task["condition"],
                               attempt=task["attempt"])
         outcome = _Outcome(task)
-
-        def delivered(error: Any, _msg: Any) -> None:
-            outcome.error, outcome.done = error, True
-
-        self._producer.produce(service.topic_name, value=message.encode(), key=message.key(),
-                               headers=message.headers(), on_delivery=delivered)
+        try:
+            value = message.encode()
+        except (TypeError, ValueError) as ex:  # e.g. a lone surrogate stored by an older api
+            outcome.refused = f"the task's condition cannot be encoded as a message: {ex}"
+            return outcome
+        try:
+            self._producer.produce(service.topic_name, value=value, key=message.key(),
+                                   headers=message.headers(),
+                                   on_delivery=lambda error, _msg: outcome.settle(error))
+        except KafkaException as ex:  # refused before sending (larger than message.max.bytes)
+            outcome.settle(ex.args[0])
+        except BufferError as ex:  # the producer's queue is full: next round
+            outcome.error = ex
         self._producer.poll(0)
         return outcome
+
+    def _refuse(self, task: Task, reason: str) -> None:
+        metrics.PUBLISH_REFUSED.labels(task["service"]).inc()
+        log.error("task failed: %s", reason, extra=task_fields(task))
+        self._store.outbox.refuse(task, reason)
 
     def _release(self, failed: list[_Outcome]) -> None:
         for outcome in failed:

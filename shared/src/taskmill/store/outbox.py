@@ -79,6 +79,19 @@ class Outbox:
                 changed += moved
         return changed
 
+    def refuse(self, task: Task, reason: str) -> bool:
+        """End a claimed task failed: its message can never be published (reason says why)."""
+        now = self._clock()
+        with unavailable_as_error():
+            done = self._tasks.update_one(
+                {"_id": task["task_id"], "claim_token": task["claim_token"], "outbox": True},
+                {"$set": {"status": Status.FAILED.value, "status_message.failed": reason, **UNQUEUED,
+                          "end_time": now, "lease_until": None, "update_time": now},
+                 "$push": {"history": event(Status.FAILED, now, task["attempt"], reason)}})
+        if done.modified_count:
+            self._counts.moved(task["service"], task["status"], Status.FAILED.value)
+        return bool(done.modified_count)
+
     def release(self, claimed: Sequence[Task]) -> None:
         """Give claimed tasks back to the outbox (their publication failed)."""
         if not claimed:

@@ -1,0 +1,85 @@
+"""The relay's decisions for each message of a batch: confirmed ones are recorded, ones the
+broker refuses for what they are end failed with the reason, others wait for the next
+round; none of them stops the rest. Producer and store are in-memory stand-ins; the
+relay against the real Kafka and store is in tests/e2e and tests/faults."""
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from confluent_kafka import KafkaError, KafkaException
+
+from taskmill.config import load_config
+from taskmill_dispatcher.relay import Relay
+from tests.helpers import ROOT
+
+CONFIG = load_config(ROOT / "config" / "config.yaml", {})
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def task(n: int, condition=None) -> dict:
+    return {"task_id": f"ts_aaa_{n:032x}", "service": "aaa", "source_name": "mongo",
+            "condition": condition or {"n": n}, "attempt": 1, "status": "ready",
+            "start_requested_at": NOW, "claim_token": "t"}
+
+
+class Outbox:
+    def __init__(self, batch):
+        self.batch, self.published, self.refused, self.released = batch, [], [], []
+
+    def claim_due(self, limit, claim_s, services):
+        batch, self.batch = self.batch, []
+        return batch
+
+    def mark_published(self, tasks):
+        self.published += [t["task_id"] for t in tasks]
+
+    def refuse(self, task, reason):
+        self.refused.append((task["task_id"], reason))
+
+    def release(self, tasks):
+        self.released += [t["task_id"] for t in tasks]
+
+
+class Producer:
+    """Answers each message by its condition: {"answer": error code}, or raises on produce."""
+
+    def __init__(self):
+        self.pending = []
+
+    def produce(self, topic, value, key, headers, on_delivery):
+        if b'"raise"' in value:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large"))
+        if b'"full"' in value:
+            raise BufferError("queue full")
+        code = KafkaError._MSG_TIMED_OUT if b'"timeout"' in value else (
+            KafkaError.INVALID_RECORD if b'"invalid"' in value else None)
+        self.pending.append((on_delivery, None if code is None else KafkaError(code, "refused")))
+
+    def poll(self, timeout):
+        return 0
+
+    def flush(self, timeout):
+        for deliver, error in self.pending:
+            deliver(error, None)
+        self.pending = []
+        return 0
+
+
+def run(batch):
+    outbox = Outbox(batch)
+    relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(), clock=lambda: NOW)
+    confirmed = relay.run_once()
+    return confirmed, outbox
+
+
+def test_each_message_of_a_batch_gets_what_its_answer_calls_for():
+    ok, too_large, invalid, timeout, full, unencodable, last = (
+        task(1), task(2, {"raise": 1}), task(3, {"invalid": 1}), task(4, {"timeout": 1}),
+        task(5, {"full": 1}), task(6, {"bad": "\ud800"}), task(7))
+    confirmed, outbox = run([ok, too_large, invalid, timeout, full, unencodable, last])
+    assert confirmed == 2 and outbox.published == [ok["task_id"], last["task_id"]]
+    assert outbox.released == [timeout["task_id"], full["task_id"]]
+    refused = dict(outbox.refused)
+    assert set(refused) == {too_large["task_id"], invalid["task_id"], unencodable["task_id"]}
+    assert "refused the task's message" in refused[too_large["task_id"]]
+    assert "cannot be encoded" in refused[unencodable["task_id"]]
