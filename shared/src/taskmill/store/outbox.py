@@ -14,12 +14,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from pymongo import ASCENDING
 from pymongo.collection import Collection
 
 from taskmill.schema import Status
-from taskmill.store.connection import unavailable_as_error
+from taskmill.store.connection import unavailable_as_error, whole_or_again
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import OUTBOX_INDEX, RELAY_FIELDS, UNCLAIMED, UNQUEUED, Task, event
 
@@ -49,9 +50,9 @@ class Outbox:
                    .sort("start_requested_at", ASCENDING).hint(OUTBOX_INDEX[0]).limit(-limit)]
             if not ids:
                 return []
-            self._tasks.update_many(
+            whole_or_again(lambda: self._tasks.update_many(
                 {**due, "_id": {"$in": ids}},
-                {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token}})
+                {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token}}))
             claimed = list(self._tasks.find({"_id": {"$in": ids}, "claim_token": token}, RELAY_FIELDS))
         return sorted(claimed, key=lambda task: task["start_requested_at"])
 
@@ -69,12 +70,13 @@ class Outbox:
                 moved = 0
                 # One update for the batch, with each task's own attempt in its history.
                 for attempt, ids in _by_attempt(tasks).items():
-                    moved += self._tasks.update_many(
+                    moved += whole_or_again(partial(
+                        self._tasks.update_many,
                         {"_id": {"$in": ids}, "claim_token": tasks[0]["claim_token"],
                          "outbox": True, "status": status},
                         {"$set": {"status": Status.WAITING.value, **UNQUEUED, "update_time": now,
                                   "lease_until": now + self._waiting_timeout},
-                         "$push": {"history": event(Status.WAITING, now, attempt, None)}}).modified_count
+                         "$push": {"history": event(Status.WAITING, now, attempt, None)}})).modified_count
                 self._counts.moved(service, status, Status.WAITING.value, moved)
                 changed += moved
         return changed
@@ -97,8 +99,9 @@ class Outbox:
         if not claimed:
             return
         with unavailable_as_error():
-            self._tasks.update_many({"_id": {"$in": [t["task_id"] for t in claimed]},
-                                     "claim_token": claimed[0]["claim_token"]}, {"$set": UNCLAIMED})
+            whole_or_again(lambda: self._tasks.update_many(
+                {"_id": {"$in": [t["task_id"] for t in claimed]},
+                 "claim_token": claimed[0]["claim_token"]}, {"$set": UNCLAIMED}))
 
     def backlog(self) -> tuple[int, datetime | None]:
         """How many started tasks await publication, and when the oldest was started."""
