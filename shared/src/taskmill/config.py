@@ -108,6 +108,8 @@ class ApiConfig:
     """Limits of the HTTP api."""
 
     max_body_bytes: int = 1024 * 1024
+    # The largest condition (bytes of its JSON): every started task fits in one Kafka message.
+    max_condition_bytes: int = 256 * 1024
     url: str = "http://127.0.0.1:8000"
 
 

@@ -10,8 +10,11 @@ from typing import Any
 
 import falcon
 
+from taskmill.errors import InvalidParameter
+from taskmill.logs import clip
 from taskmill_api import metrics
 from taskmill_api.errors import BodyTooLarge, NotJson, Unauthorized
+from taskmill_api.validation import MAX_DEPTH, check_storable
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json"})
 
@@ -66,7 +69,9 @@ class JsonBody:
             return
         if req.content_length is not None and req.content_length > self._max:
             raise BodyTooLarge(f"request body is larger than {self._max} bytes")
-        raw = req.bounded_stream.read(self._max + 1)
+        # A chunked body has no Content-Length: read it from the server's (de-chunking) stream.
+        stream = req.bounded_stream if req.content_length is not None else req.stream
+        raw = stream.read(self._max + 1)
         if len(raw) > self._max:
             raise BodyTooLarge(f"request body is larger than {self._max} bytes")
         content_type = (req.content_type or "").split(";")[0].strip().lower()
@@ -80,6 +85,14 @@ def _parse(raw: bytes) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"), parse_constant=_not_a_number)
     except (UnicodeDecodeError, json.JSONDecodeError) as ex:
-        raise NotJson(f"request body is not valid UTF-8 JSON: {ex}") from ex
+        raise NotJson(f"request body is not valid UTF-8 JSON: {clip(str(ex), 200)}") from ex
+    except RecursionError as ex:
+        raise InvalidParameter(f"body is nested deeper than {MAX_DEPTH} levels") from ex
+    check_storable(body)
+    return body
+
+
+def _not_a_number(name: str) -> float:
+    raise InvalidParameter(f"{name} is not a number JSON or the store can hold")

@@ -53,7 +53,8 @@ class Tasks:
         resp.media = views.result(self._store.get(ask.task_id))
 
     def on_post_list(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ask = self._check.list_tasks(req.context.body or {})
+        body = req.context.body
+        ask = self._check.list_tasks({} if body is None else body)
         total, page = self._store.list(ask.page, ask.p_size, ask.service, ask.status)
         resp.media = {"result": "ok", "total": total, "count": len(page),
                       "data": [views.list_item(t) for t in page]}

@@ -5,6 +5,8 @@ Every failure raises `InvalidParameter` (or `UnknownService`) with what exactly 
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +16,8 @@ from taskmill.errors import InvalidParameter, UnknownService
 from taskmill.schema import WORKER_TRANSITIONS, Status
 
 MAX_TASK_ID_LEN = 200
-MAX_DEPTH = 32
+MAX_DEPTH = 32  # levels of nesting in a body
+INT64 = (-(2**63), 2**63 - 1)  # what BSON can hold
 MAX_P_SIZE = 100
 MAX_PAGE = 1_000_000
 
@@ -80,7 +83,7 @@ class Validator:
         if not isinstance(start, bool):
             raise InvalidParameter("start must be true or false")
         return CreateTask(service=self._service(data["service"]),
-                          condition=_json_object(data["condition"], "condition"), start=start)
+                          condition=self._condition(data["condition"]), start=start)
 
     def status_task(self, body: Any) -> StatusQuery:
         items = _data(body, kind=list)
@@ -106,7 +109,7 @@ class Validator:
                 raise InvalidParameter("result is only accepted with status finished")
             result = _json_object(result, "result")
         message = data.get("message")
-        _check_keys(message, "message", 0)
+        _check_keys(message, "message")
         retry = data.get("retry", False)
         if not isinstance(retry, bool):
             raise InvalidParameter("retry must be true or false")
@@ -122,7 +125,7 @@ class Validator:
                                      or isinstance(progress, bool) or not 0 <= progress <= 1):
             raise InvalidParameter("progress must be a number between 0 and 1")
         message = data.get("message")
-        _check_keys(message, "message", 0)
+        _check_keys(message, "message")
         return Heartbeat(task_id=_task_id(data["task_id"]), attempt=_attempt(data),
                          progress=None if progress is None else float(progress), message=message)
 
@@ -134,7 +137,7 @@ class Validator:
     def update_task(self, body: Any) -> ConditionUpdate:
         data = _fields(_maybe_wrapped(body), required=("task_id", "condition"))
         return ConditionUpdate(task_id=_task_id(data["task_id"]),
-                               condition=_json_object(data["condition"], "condition"))
+                               condition=self._condition(data["condition"]))
 
     def list_tasks(self, body: Any) -> ListQuery:
         data = _fields(_object(body, "body"), optional=("p_size", "page", "service", "status"))
@@ -151,6 +154,14 @@ class Validator:
     def empty(self, body: Any) -> None:
         if body not in (None, {}):
             _fields(_object(body, "body"))
+
+    def _condition(self, value: Any) -> dict[str, Any]:
+        """A condition: a JSON object that fits in one Kafka message with room to spare."""
+        condition = _json_object(value, "condition")
+        limit = self._config.api.max_condition_bytes
+        if len(json.dumps(condition, ensure_ascii=False).encode()) > limit:
+            raise InvalidParameter(f"condition is larger than {limit} bytes of JSON")
+        return condition
 
     def _service(self, value: Any) -> str:
         if not isinstance(value, str):
@@ -206,23 +217,59 @@ def _task_id(value: Any, where: str = "task_id") -> str:
 def _json_object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidParameter(f"{where} must be a JSON object")
-    _check_keys(value, where, 0)
+    _check_keys(value, where)
     return value
 
 
-def _check_keys(value: Any, where: str, depth: int) -> None:
+def _check_keys(value: Any, where: str) -> None:
     # MongoDB reserves `$` prefixes and `.` in field names; refuse them anywhere.
-    if depth > MAX_DEPTH:
-        raise InvalidParameter(f"{where} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
-            if key.startswith("$") or "." in key or "\x00" in key:
-                raise InvalidParameter(f"{where} has a key {key!r}: keys must not start with '$' "
-                                       "or contain '.'")
-            _check_keys(item, f"{where}.{key}", depth + 1)
+            if key.startswith("$") or "." in key:
+                raise InvalidParameter(f"{_clip(where)} has a key {key[:60]!r}: keys must not start "
+                                       "with '$' or contain '.'")
+            _check_keys(item, f"{where}.{key}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _check_keys(item, f"{where}[{i}]", depth + 1)
+            _check_keys(item, f"{where}[{i}]")
+
+
+def check_storable(body: Any) -> None:
+    """Refuse a body holding a value the store cannot hold: a number that is not finite or
+    an integer outside 64 bits, a string or key with NUL or a lone surrogate, or nesting
+    deeper than MAX_DEPTH. (Walked without recursion: the body may be hostile.)"""
+    todo: list[tuple[Any, str, int]] = [(body, "body", 0)]
+    while todo:
+        value, where, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidParameter(f"{_clip(where)} is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, f"a key of {where}")
+                todo.append((item, f"{where}.{key}", depth + 1))
+        elif isinstance(value, list):
+            todo += [(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+        elif isinstance(value, str):
+            _check_text(value, where)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+            raise InvalidParameter(f"{_clip(where)} is an integer outside the 64-bit range")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidParameter(f"{_clip(where)} is not a finite number")
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise InvalidParameter(f"{_clip(where)} holds a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as ex:
+        raise InvalidParameter(f"{_clip(where)} holds a lone UTF-16 surrogate") from ex
+
+
+def _clip(where: str, limit: int = 120) -> str:
+    return where if len(where) <= limit else where[:limit] + "…"
 
 
 def _attempt(data: Mapping[str, Any]) -> int | None:

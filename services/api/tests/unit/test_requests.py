@@ -147,3 +147,45 @@ def test_unknown_route_and_method_keep_the_contract_body(client):
     assert wrong.status_code == 405 and wrong.json["result"] == "exception"
 
 
+
+
+def raw_create(condition_json: str) -> bytes:
+    return ('{"data": {"service": "aaa", "condition": ' + condition_json + '}}').encode()
+
+
+@pytest.mark.parametrize("condition, message", [
+    ('{"x": NaN}', "NaN is not a number"),
+    ('{"x": -Infinity}', "-Infinity is not a number"),
+    ('{"x": 1e400}', "body.data.condition.x is not a finite number"),
+    ('{"x": 9223372036854775808}', "body.data.condition.x is an integer outside the 64-bit range"),
+    ('{"x": -9223372036854775809}', "outside the 64-bit range"),
+    ('{"x": "a\\u0000b"}', "body.data.condition.x holds a NUL character"),
+    ('{"a\\u0000": 1}', "a key of body.data.condition holds a NUL character"),
+    ('{"x": "\\ud800"}', "body.data.condition.x holds a lone UTF-16 surrogate"),
+    ('{"x": ["\\udfff", 1]}', "body.data.condition.x[0] holds a lone UTF-16 surrogate"),
+    ("[" * 40 + "]" * 40, "nested deeper than 32 levels"),
+    ('{"a": ' * 1000 + "1" + "}" * 1000, "nested deeper than 32 levels"),
+])
+def test_values_the_store_cannot_hold_are_400_before_the_store(client, condition, message):
+    """NaN, infinities, integers past 64 bits, NUL, lone surrogates, deep nesting: a 400
+    naming where, and the store is never called."""
+    answer = client.simulate_post("/api/create_task", body=raw_create(condition),
+                                  headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.json
+    assert answer.json["message"].startswith("Invalid parameter: ")
+    assert message in answer.json["message"]
+
+
+def test_a_condition_over_the_limit_is_400_saying_the_limit(client):
+    big = '{"blob": "' + "x" * (256 * 1024) + '"}'
+    answer = client.simulate_post("/api/create_task", body=raw_create(big),
+                                  headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json["message"] == "Invalid parameter: condition is larger than 262144 bytes of JSON"
+
+
+@pytest.mark.parametrize("body", ["[]", "0", '""', "[1]", "true"])
+def test_a_tasks_body_that_is_not_an_object_is_400(client, body):
+    answer = client.simulate_post("/api/tasks", body=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json == {"result": "exception", "message": "Invalid parameter: body must be a JSON object"}

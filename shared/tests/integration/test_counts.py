@@ -1,0 +1,65 @@
+"""The kept task counts behind the list's `total`: they move with every change of status,
+and a count that drifted (a process died between a task's update and its count's) is found
+by counting the tasks themselves and corrected."""
+
+from collections import Counter
+
+import pytest
+
+from taskmill.config import LifecycleConfig, ServiceConfig
+from taskmill.schema import Status
+from taskmill.store import TaskStore, connect
+
+pytestmark = pytest.mark.integration
+
+AAA = ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa")
+BBB = ServiceConfig("bbb", "mysql", "mq_bbb", "c_bbb")
+
+
+@pytest.fixture
+def store(make_config):
+    store = TaskStore(connect(make_config().mongo), LifecycleConfig(max_attempts=1))
+    store.ensure_indexes()
+    yield store
+    store.close()
+
+
+def actual(store: TaskStore) -> Counter:
+    return Counter((t["service"], t["status"]) for t in store._tasks.find({}, {"service": 1, "status": 1}))
+
+
+def test_totals_follow_every_change_of_status(store: TaskStore):
+    """Through creates, starts, publication, runs, failures and refusals, the list's total
+    for every filter equals the number of tasks that match it."""
+    ids = [store.create(AAA if n % 2 else BBB, {}, start=n % 3 > 0)["task_id"] for n in range(12)]
+    store.request_start(ids[0])
+    batch = store.outbox.claim_due(100, 30, ["aaa", "bbb"])
+    store.outbox.refuse(batch[0], "too large")
+    store.outbox.mark_published(batch[1:5])
+    store.outbox.release(batch[5:])
+    for task in batch[1:4]:
+        store.report(task["task_id"], Status.RUNNING, attempt=task["attempt"])
+    store.report(batch[1]["task_id"], Status.FINISHED, result={}, attempt=batch[1]["attempt"])
+    store.report(batch[2]["task_id"], Status.FAILED, "no", attempt=batch[2]["attempt"])
+    counts = actual(store)
+    assert sum(counts.values()) == 12 and len({status for _, status in counts}) == 5
+    for service in (None, "aaa", "bbb"):
+        for status in (None, *[s.value for s in Status]):
+            expected = sum(n for (sv, st), n in counts.items()
+                           if service in (None, sv) and status in (None, st))
+            assert store.list(1, 1, service, status)[0] == expected, (service, status)
+
+
+def test_a_drifted_count_is_found_and_corrected_only_while_it_stands_still(store: TaskStore):
+    for _ in range(3):
+        store.create(AAA, {})
+    store.counts.moved("aaa", "ready", "running")  # as if a task's own update had been lost
+    assert store.counts.total("aaa", "running") == 1
+    [(service, (version, delta))] = store.counts.drift().items()
+    assert (service, delta) == ("aaa", {"ready": 1, "running": -1})
+    store.create(AAA, {})  # the counts move: the drift found before no longer applies
+    assert not store.counts.correct("aaa", version, delta)
+    [(_, (version, delta))] = store.counts.drift().items()
+    assert store.counts.correct("aaa", version, delta)
+    assert store.counts.drift() == {}
+    assert (store.counts.total("aaa", "ready"), store.counts.total("aaa", "running")) == (4, 0)
