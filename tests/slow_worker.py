@@ -1,7 +1,9 @@
 """A worker for the `slow` service of the test systems: takes `sleep_s` seconds.
 
 Its result says which process and attempt ran it, so a test can tell whose outcome the
-task kept. `python -m tests.slow_worker`.
+task kept. A condition's `result_key` makes it answer `{result_key: 1}` instead (a test's
+way to hand the api a result it must refuse: a condition cannot hold such a key).
+`python -m tests.slow_worker`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ def run(condition: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     deadline = time.monotonic() + float(condition.get("sleep_s", 0))
     while time.monotonic() < deadline:
         time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
+    if "result_key" in condition:
+        return {str(condition["result_key"]): 1}
     return {"pid": os.getpid(), "attempt": ctx.attempt}
 
 

@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from taskmill.client import ApiClient
 from taskmill.codec import decode
+from taskmill.errors import MessageDecodeError
 from taskmill.schema import FINAL
 from tests.helpers import ROOT, write_config
 from tests.servers import Servers, free_port
@@ -193,7 +194,8 @@ def metric_value(text: str, name: str, **labels: str) -> float:
 
 
 def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[tuple[str, int]]:
-    """How many messages the topic holds for each (task_id, attempt)."""
+    """How many messages the topic holds for each (task_id, attempt); messages that are
+    not tasks are left out."""
     consumer = topic_reader(servers, topic, **{"enable.partition.eof": True})
     try:
         partitions = consumer.assignment()
@@ -208,7 +210,10 @@ def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[t
                 if msg.error().code() == KafkaError._PARTITION_EOF:
                     at_end.add(msg.partition())
                 continue
-            task = decode(msg.value(), msg.headers())
+            try:
+                task = decode(msg.value(), msg.headers())
+            except MessageDecodeError:  # not a task: a poison scenario wrote it
+                continue
             counts[(task.task_id, task.attempt or 0)] += 1
         assert len(at_end) == len(partitions), f"could not read {topic} to its end"
         return counts

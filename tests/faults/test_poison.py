@@ -4,7 +4,10 @@ task still finishes, and that no process died."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from confluent_kafka import Producer
 
 from taskmill.config import MongoConfig, ServiceConfig
 from taskmill.store import TaskStore, connect
@@ -45,3 +48,46 @@ def test_a_task_too_large_for_kafka_fails_and_the_others_run(start_system, fast_
     assert results.pop(huge)["message"].startswith("the broker refused the task's message")
     assert {r["status"] for r in results.values()} == {"finished"}
     assert still_running(system) == list(system.procs), system.logs()
+
+
+def test_messages_that_are_not_tasks_are_skipped_and_the_tasks_behind_them_run(start_system,
+                                                                              fast_lifecycle):
+    """Raw messages on a worker's topic that are not the contract's task (not JSON, no Task,
+    an attempt header that is not an ASCII integer, binary noise): each is counted as a
+    decode error and skipped; the worker stays up and the tasks behind them finish."""
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    first = create_started(system, 3)
+    system.wait_final(first)  # the topic exists and the worker consumes it
+    task_id = "ts_slow_" + "0" * 32
+    value = json.dumps({"Task": {"task_id": task_id, "service": "slow", "source_name": "mongo",
+                                 "condition": {}}}).encode()
+    producer = Producer({"bootstrap.servers": system.env["KAFKA_BOOTSTRAP_SERVERS"]})
+    topic = system.services["slow"]["topic_name"]
+    for raw, headers in ((b"not json", None), (b'{"Task": 1}', None), (b"\xff\xfe\x00", None),
+                         (value, [("taskmill-attempt", "²".encode())]),
+                         (value, [("taskmill-attempt", b"9" * 5000)])):
+        for partition in range(4):  # whichever partition the worker is on
+            producer.produce(topic, raw, partition=partition, headers=headers)
+    assert producer.flush(10) == 0
+    after = create_started(system, 5)
+    system.wait_final(after, timeout_s=60)
+    results = audit(system, "poison: messages that are not tasks", [*first, *after])
+    assert {r["status"] for r in results} == {"finished"}
+    assert still_running(system) == list(system.procs), system.logs()
+    log = (system.workdir / "worker-slow.log").read_text(errors="replace")
+    assert log.count("skipping a message that is not a task") == 20
+
+
+def test_an_outcome_the_api_refuses_ends_the_task_failed_saying_why(start_system, fast_lifecycle):
+    """A result the api cannot store (a `$` key): the worker reports the task failed with the
+    api's reason at once, instead of leaving it running until its lease lapses."""
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    [refused] = [system.api.create_task("slow", {"result_key": "$set"}, start=True)]
+    others = create_started(system, 3)
+    system.wait_final([refused, *others], timeout_s=60)
+    results = {r["task_id"]: r for r in audit(system, "poison: an outcome the api refuses",
+                                              [refused, *others])}
+    bad = results.pop(refused)
+    assert bad["status"] == "failed" and bad["attempt"] == 1
+    assert bad["message"].startswith("the api refused the outcome: Invalid parameter: result")
+    assert {r["status"] for r in results.values()} == {"finished"}

@@ -86,6 +86,7 @@ def _headers(headers: Headers | None) -> dict[str, str]:
 def _attempt(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
-        raise MessageDecodeError(f"header {ATTEMPT_HEADER} must be a positive integer, not {raw!r}")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise MessageDecodeError(f"header {ATTEMPT_HEADER} must be a positive integer, "
+                                 f"not {raw[:40]!r}")
     return int(raw)

@@ -139,6 +139,19 @@ def test_stale_attempt_is_409(client):
     assert report(client, task_id, "running", attempt=1).status_code == 200
 
 
+def test_a_repeated_report_is_answered_as_the_first_and_changes_nothing(client):
+    """A worker's request retried after its answer was lost: the same report of the same
+    attempt is a 200 again, and the task's history holds it once."""
+    task_id = create(client, start=True)
+    for status, extra in (("running", {}), ("running", {}), ("finished", {"result": {"n": 1}}),
+                          ("finished", {"result": {"n": 1}})):
+        answer = report(client, task_id, status, attempt=1, **extra)
+        assert answer.status_code == 200 and answer.json["status"]["status"] == status
+    history = post(client, "/api/result_task", {"data": {"task_id": task_id}}).json["history"]
+    assert [e["status"] for e in history] == ["ready", "running", "finished"]
+    assert report(client, task_id, "running", attempt=1).status_code == 409  # backwards: still no
+
+
 def test_start_rules(client):
     """Start from ready once, again from failed (attempt + 1), never while busy."""
     task_id = create(client)

@@ -171,7 +171,9 @@ class TaskStore:
                retry: bool = False) -> Task:
         """Apply a worker's status report, refusing stale attempts and illegal transitions.
 
-        A failure reported with `retry` is run again when the service's retry policy has
+        Reports are idempotent per attempt: the same report again (a request retried after
+        its answer was lost) is answered as the first was, and changes nothing. A failure
+        reported with `retry` is run again when the service's retry policy has
         attempts left (after its backoff); otherwise the task ends failed.
         """
         now = self._clock()
@@ -198,8 +200,12 @@ class TaskStore:
             if before is not None:
                 self.counts.moved(before["service"], before["status"], status.value)
                 return {**before, "status": status.value, "lease_until": fields["lease_until"]}
-            current = self._read(task_id, {"status": 1, "attempt": 1, "outbox": 1})
+            current = self._read(task_id, {"status": 1, "attempt": 1, "outbox": 1, "service": 1,
+                                           "lease_until": 1})
             _check_attempt(task_id, current, known)
+            if current["status"] == status:  # the same report again (a retried request): done
+                return {"task_id": task_id, "service": current["service"], "status": status.value,
+                        "lease_until": current.get("lease_until")}
             if not _may_report(current, status):
                 raise StateConflict(f"task {task_id} cannot go from {current['status']} to {status}")
         raise StateConflict(f"task {task_id} is being changed concurrently; try again")

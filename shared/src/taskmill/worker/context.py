@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,8 +12,8 @@ class TaskFailed(Exception):
     """Raise from an algorithm to end the task `failed` with this message.
 
     A declared failure is permanent (a bad condition stays bad) unless `retry=True`: then
-    the service's retry policy may run the task again. Any other exception counts as
-    transient.
+    the service's retry policy may run the task again. Any other exception is a bug of the
+    algorithm, and permanent too: running it again would fail the same way.
     """
 
     def __init__(self, message: str, retry: bool = False) -> None:
@@ -30,6 +31,14 @@ class TaskContext:
     source_name: str
     _source: Callable[[], Any] = field(repr=False)
     _progress: Callable[[float | None, Any], None] = field(repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this run should stop: its lease was lost (the task runs again as another
+        attempt, whose outcome counts). An algorithm that loops can check it and return;
+        whatever it returns then is not reported."""
+        return self._stop.is_set()
 
     @property
     def source(self) -> Any:

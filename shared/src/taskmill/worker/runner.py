@@ -29,7 +29,7 @@ from taskmill.errors import ApiError, MessageDecodeError
 from taskmill.health import Liveness
 from taskmill.health import serve as serve_health
 from taskmill.kafka import consumer_conf
-from taskmill.logs import setup_logging
+from taskmill.logs import clip, setup_logging
 from taskmill.schema import Status
 from taskmill.worker import metrics
 from taskmill.worker.context import TaskContext, TaskFailed
@@ -74,6 +74,10 @@ class Outcome:
     message: Any = None
     result: Mapping[str, Any] | None = None
     retry: bool = False
+
+
+# What _execute answers for a run whose lease was lost meanwhile: nothing to report.
+LEASE_LOST = Outcome(Status.FAILED, message="lease lost")
 
 
 class Worker:
@@ -134,19 +138,24 @@ class Worker:
             self._store_offset(msg)
             return
         outcome = self._execute(task)
-        if outcome is None or self._report(task, outcome) is None:
+        if outcome is None:
             return  # given back on shutdown: not stored, so delivered again
+        if outcome is not LEASE_LOST and self._report_outcome(task, outcome) is None:
+            return
         self._store_offset(msg)
 
     # -- running the algorithm -----------------------------------------------------------
 
     def _execute(self, task: TaskMessage) -> Outcome | None:
+        """Run the algorithm: its outcome, LEASE_LOST, or None (given up on shutdown)."""
         box: dict[str, Outcome] = {}
+        stop = threading.Event()
         ctx = TaskContext(task_id=task.task_id, service=task.service, attempt=task.attempt,
                           source_name=task.source_name,
                           _source=lambda: self._sources.get(task.source_name),
-                          _progress=lambda fraction, message: self._heartbeat(task, fraction,
-                                                                               message))
+                          _progress=lambda fraction, message: self._heartbeat(task, stop, fraction,
+                                                                               message),
+                          _stop=stop)
         thread = threading.Thread(target=lambda: box.update(outcome=self._call(task, ctx)),
                                   name=f"task-{task.task_id}", daemon=True)
         started = time.monotonic()
@@ -158,18 +167,23 @@ class Worker:
             if thread.is_alive():
                 self._hold_partitions()
                 try:
-                    if not self._wait_for(thread, task):
+                    if not self._wait_for(thread, task, stop):
                         return None
                 finally:
                     self._release_partitions()
         finally:
             metrics.IN_FLIGHT.labels(self._service.name).dec()
             metrics.RUN_SECONDS.labels(self._service.name).observe(time.monotonic() - started)
+        if stop.is_set():
+            metrics.SKIPPED.labels(self._service.name).inc()
+            log.warning("lease lost while running: the outcome is not reported (another "
+                        "attempt runs the task)", extra=_extra(task))
+            return LEASE_LOST
         outcome = box["outcome"]
         metrics.TASKS.labels(self._service.name, outcome.status.value).inc()
         return outcome
 
-    def _wait_for(self, thread: threading.Thread, task: TaskMessage) -> bool:
+    def _wait_for(self, thread: threading.Thread, task: TaskMessage, stop: threading.Event) -> bool:
         """Keep the consumer and the lease alive until the thread ends (False: gave up)."""
         lifecycle = self._config.lifecycle
         next_beat = time.monotonic()
@@ -177,7 +191,7 @@ class Worker:
         while thread.is_alive():
             now = time.monotonic()
             if now >= next_beat:
-                self._heartbeat(task, None, None)
+                self._heartbeat(task, stop, None, None)
                 next_beat = now + lifecycle.heartbeat_s
             if self.stopping.is_set() and give_up_at is None:
                 give_up_at = now + lifecycle.shutdown_grace_s
@@ -193,9 +207,9 @@ class Worker:
             result = self._algorithm(dict(task.condition), ctx)
         except TaskFailed as ex:
             return Outcome(Status.FAILED, message=str(ex), retry=ex.retry)
-        except Exception as ex:  # an algorithm's bug must not kill the worker
+        except Exception as ex:  # an algorithm's bug must not kill the worker; it is permanent
             log.exception("algorithm raised", extra=_extra(task))
-            return Outcome(Status.FAILED, message=f"{type(ex).__name__}: {ex}", retry=True)
+            return Outcome(Status.FAILED, message=clip(f"{type(ex).__name__}: {ex}"))
         if not isinstance(result, Mapping):
             return Outcome(Status.FAILED, message=f"algorithm returned {type(result).__name__}, "
                                                   "not an object")
@@ -207,8 +221,9 @@ class Worker:
 
     # -- talking to the api ---------------------------------------------------------------
 
-    def _report(self, task: TaskMessage, outcome: Outcome) -> bool | None:
-        """Report to the api: True accepted, False refused (skip), None gave up (stopping)."""
+    def _report(self, task: TaskMessage, outcome: Outcome, refusal: list[str] | None = None) -> bool | None:
+        """Report to the api: True accepted, False refused (skip), None gave up (stopping).
+        A refusal other than a conflict (409) is appended to `refusal`."""
         give_up_at = None
         retries = 0
         while True:
@@ -219,8 +234,10 @@ class Worker:
             except ApiError as ex:
                 if 400 <= ex.http_status < 500:
                     level = logging.INFO if ex.http_status == 409 else logging.WARNING
-                    log.log(level, "api refused %s: %s", outcome.status.value, ex.message,
+                    log.log(level, "api refused %s: %s", outcome.status.value, clip(ex.message),
                             extra=_extra(task))
+                    if ex.http_status != 409 and refusal is not None:
+                        refusal.append(ex.message)
                     return False
                 log.warning("api unavailable for %s (%s); retrying", outcome.status.value, ex,
                             extra=_extra(task))
@@ -231,11 +248,26 @@ class Worker:
             self._idle(BACKOFF_S[min(retries, len(BACKOFF_S) - 1)])
             retries += 1
 
-    def _heartbeat(self, task: TaskMessage, fraction: float | None, message: Any) -> None:
+    def _report_outcome(self, task: TaskMessage, outcome: Outcome) -> bool | None:
+        """Report how the run ended. An outcome the api refuses as bad input (a result it
+        cannot store, too large) is reported again as a failure saying why, so the task
+        ends now rather than when its lease lapses."""
+        refusal: list[str] = []
+        accepted = self._report(task, outcome, refusal)
+        if accepted is False and refusal and outcome.status != Status.FAILED:
+            failure = Outcome(Status.FAILED, message=clip(f"the api refused the outcome: {refusal[0]}"))
+            return self._report(task, failure)
+        return accepted
+
+    def _heartbeat(self, task: TaskMessage, stop: threading.Event, fraction: float | None,
+                   message: Any) -> None:
+        """Renew the lease; a refusal (409) means the lease is lost: the run is to stop."""
         try:
             self._api.heartbeat(task.task_id, task.attempt, fraction, message)
             metrics.HEARTBEATS.labels(self._service.name).inc()
         except ApiError as ex:
+            if ex.http_status == 409:
+                stop.set()
             log.warning("heartbeat not taken: %s", ex, extra=_extra(task))
 
     # -- Kafka bookkeeping ----------------------------------------------------------------
