@@ -2,8 +2,10 @@
 
     uv run python -m bench.dispatch [--backlog 10000] [--samples 30] [--repeat 3]
 
-Idle: one task at a time is created with start, and timed until its message arrives on the
-topic. Backlog: with the dispatcher stopped, `backlog` started tasks (the store's own
+Idle: one task at a time (after one to warm up) is created with start, and timed until its
+message arrives on the topic; then, with one worker, until the worker reports it running
+(from the task's own history: its start and its `running`, both stamped by the api).
+Backlog: with the dispatcher stopped, `backlog` started tasks (the store's own
 document shape) go into the store at once; then the dispatcher starts and is timed until
 every message is on the topic.
 """
@@ -42,12 +44,34 @@ def idle_latency(samples: int) -> list[float]:
     with stack.system() as (system, _):
         reader = topic_reader(system.env["KAFKA_BOOTSTRAP_SERVERS"], system.services["slow"]["topic_name"])
         latencies = []
+        warm = system.api.create_task("slow", {}, start=True)
+        arrivals(reader, {warm}, 30)
         for _ in range(samples):
             sent = time.time()
             task_id = system.api.create_task("slow", {}, start=True)
             latencies.append(arrivals(reader, {task_id}, 30)[task_id] - sent)
         reader.close()
         return latencies
+
+
+def idle_to_running(samples: int) -> list[float]:
+    """Seconds from start_task to the worker's `running`, one task at a time, one worker."""
+    with stack.system(workers=1) as (system, _):
+        system.wait_final([system.api.create_task("slow", {}, start=True)], timeout_s=120)  # warm
+        latencies = []
+        for _ in range(samples):
+            task_id = system.api.create_task("slow", {})
+            system.api.start_task(task_id)
+            system.wait_final([task_id])
+            history = system.api.result_task(task_id)["history"]
+            started = next(e["time"] for e in history if e["message"] == "started")
+            running = next(e["time"] for e in history if e["status"] == "running")
+            latencies.append((_when(running) - _when(started)).total_seconds())
+        return latencies
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def backlog_run(backlog: int) -> dict[str, float]:
@@ -78,11 +102,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    idle = idle_latency(args.samples)
-    idle_row = {"case": "idle, one task at a time", "tasks": args.samples,
-                "p50_ms": statistics.median(idle) * 1000, "p99_ms": percentile(idle, 99) * 1000,
-                "min_ms": min(idle) * 1000, "max_ms": max(idle) * 1000}
-    print(table("start_task → message on the topic", [idle_row]), flush=True)
+    idle_rows = [_latency_row("idle: start → message on the topic", idle_latency(args.samples)),
+                 _latency_row("idle: start → worker reports running", idle_to_running(args.samples))]
+    print(table("one task at a time", idle_rows), flush=True)
     runs = [backlog_run(args.backlog) for _ in range(args.repeat)]
     rate = [r["published_per_s"] for r in runs]
     backlog_row = {"backlog": args.backlog, "published_per_s": statistics.median(rate),
@@ -90,7 +112,13 @@ def main() -> None:
                    "p50_s": statistics.median(r["p50_s"] for r in runs),
                    "p99_s": statistics.median(r["p99_s"] for r in runs)}
     print(table("backlog drained by one dispatcher (median of runs)", [backlog_row]))
-    print(f"figures: {save('dispatch', {'idle': idle_row, 'backlog': backlog_row, 'repeat': args.repeat})}")
+    print(f"figures: {save('dispatch', {'idle': idle_rows, 'backlog': backlog_row, 'repeat': args.repeat})}")
+
+
+def _latency_row(case: str, latencies: list[float]) -> dict[str, object]:
+    return {"case": case, "tasks": len(latencies), "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000, "min_ms": min(latencies) * 1000,
+            "max_ms": max(latencies) * 1000}
 
 
 if __name__ == "__main__":

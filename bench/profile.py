@@ -86,8 +86,8 @@ def top_frames(collapsed: Path) -> tuple[int, Counter[str], Counter[str]]:
     total = 0
     for line in collapsed.read_text().splitlines():
         stack_text, _, count_text = line.rpartition(" ")
-        if not stack_text:
-            continue
+        if not stack_text or not count_text.isdigit():
+            continue  # not a whole sample line (py-spy was stopped mid-write)
         count = int(count_text)
         frames = [f for f in stack_text.split(";") if not f.startswith(("process ", "thread "))]
         total += count
