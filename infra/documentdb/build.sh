@@ -64,7 +64,11 @@ unpack() {
   else
     archive=$BUILD/downloads/$name.tar.gz
     mkdir -p "$BUILD/downloads"
-    [ -f "$archive" ] || { log "downloading $url"; curl -fsSL -o "$archive.part" "$url" && mv "$archive.part" "$archive"; }
+    if [ ! -f "$archive" ]; then
+      log "downloading $url ($name.tar.gz is not in $VENDOR)"
+      curl -fsSL -o "$archive.part" "$url" && mv "$archive.part" "$archive" ||
+        die "cannot download $url: put $name.tar.gz in $VENDOR or point TASKMILL_VENDOR at a folder that has it"
+    fi
   fi
   rm -rf "$BUILD/src/$name" && mkdir -p "$BUILD/src/$name"
   tar -xzf "$archive" -C "$BUILD/src/$name" --strip-components=1
