@@ -14,9 +14,9 @@ from taskmill.errors import InvalidParameter
 from taskmill.logs import clip
 from taskmill_api import metrics
 from taskmill_api.errors import BodyTooLarge, NotJson, Unauthorized
-from taskmill_api.validation import MAX_DEPTH, check_storable
+from taskmill_api.validation import MAX_DEPTH, NO_BODY, check_storable
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class RequestContext:
@@ -83,7 +83,7 @@ class JsonBody:
 
 def _parse(raw: bytes) -> Any:
     if not raw.strip():
-        return None
+        return NO_BODY
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_not_a_number)
     except (UnicodeDecodeError, json.JSONDecodeError) as ex:

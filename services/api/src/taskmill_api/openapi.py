@@ -1,132 +1,103 @@
-"""The OpenAPI 3.1 description of the api, served at /api/openapi.json."""
+"""The OpenAPI 3.1 description of the api, served at /api/openapi.json (token needed).
+
+Every request and answer schema comes from `contract`, the same schemas the validator
+enforces; this module only arranges them into operations.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from taskmill.config import Config
-from taskmill.schema import Status
+from taskmill_api import contract
+from taskmill_api.contract import MAX_DEPTH, OPTIONAL_BODY, REF
 
-STATUSES = [s.value for s in Status]
-TIME = {"type": ["string", "null"], "format": "date-time", "example": "2026-11-28T06:30:00.123Z"}
-TASK_ID = {"type": "string", "pattern": "^ts_[a-z][a-z0-9_]*_[0-9a-f]{32}$"}
-OBJECT = {"type": "object", "additionalProperties": True}
+SUMMARIES = {
+    "/api/create_task": "Create a task (createTask); `start: true` also starts it.",
+    "/api/status_task": "Statuses of up to max_status_task tasks (statusTask), in the order asked; "
+                        "an unknown task_id is `Invalid`.",
+    "/api/update_status_task": "A worker reports running, finished or failed (updateStatusTask). "
+                               "The same report repeated for the same attempt answers as the first.",
+    "/api/heartbeat_task": "A worker renews a running task's lease, with optional progress "
+                           "(extension).",
+    "/api/result_task": "The result of a finished task (resultTask); data is null until then.",
+    "/api/tasks": "One page of tasks, newest first (taskList). The body may be left out.",
+    "/api/start_task": "Start a ready task, or run a failed one again (startTask).",
+    "/api/update_task": "Change the condition of a task that is not waiting or running "
+                        "(updateTask).",
+    "/api/service_task": "The configured services (serviceTask).",
+}
 
+# Which routes name one task (404 when it does not exist) or change its state (409).
+ONE_TASK = ("/api/update_status_task", "/api/heartbeat_task", "/api/result_task",
+            "/api/start_task", "/api/update_task")
+CHANGES_STATE = ("/api/update_status_task", "/api/heartbeat_task", "/api/start_task",
+                 "/api/update_task")
 
-def _obj(required: list[str], **props: Any) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": props,
-            "additionalProperties": False}
-
-
-def _wrapped(inner: dict[str, Any]) -> dict[str, Any]:
-    return _obj(["data"], data=inner)
-
-
-def _ok(**props: Any) -> dict[str, Any]:
-    return _obj(["result", *props], result={"const": "ok"}, **props)
-
+# What a client can do next with the task_id create_task answers (OpenAPI links: they
+# document the flow and let a stateful test follow it).
+NEW_TASK = "$response.body#/task_id"
+LINKS = {"/api/create_task": {
+    "status": {"operationId": "status_task", "requestBody": {"data": [{"task_id": NEW_TASK}]}},
+    "start": {"operationId": "start_task", "requestBody": {"task_id": NEW_TASK}},
+    "result": {"operationId": "result_task", "requestBody": {"data": {"task_id": NEW_TASK}}},
+    "update": {"operationId": "update_task",
+               "requestBody": {"task_id": NEW_TASK, "condition": {"changed": True}}},
+    "report": {"operationId": "update_status_task",
+               "requestBody": {"data": {"task_id": NEW_TASK, "status": "failed",
+                                        "message": "given up"}}},
+    "heartbeat": {"operationId": "heartbeat_task", "requestBody": {"data": {"task_id": NEW_TASK}}},
+}}
 
 ERRORS = {
-    "400": "Invalid parameter (the message says which), or a body that is not JSON.",
+    "400": "Invalid parameter (the message says which and where), or a body that is not JSON.",
     "401": "Missing or wrong token.",
     "404": "Unknown task_id.",
     "409": "The task's state does not allow the change (the message names both states).",
-    "413": "Body larger than the configured limit.",
+    "413": "Body larger than api.max_body_bytes.",
     "415": "Content-Type is not application/json.",
-    "503": "MongoDB is unavailable.",
+    "503": "The task store is unavailable.",
 }
 
 
-def _operation(summary: str, body: dict[str, Any] | None, answer: dict[str, Any],
-               errors: tuple[str, ...]) -> dict[str, Any]:
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(route: str, body: dict[str, Any] | None, answer: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {"200": {"description": "ok", "content": {
-            "application/json": {"schema": answer}}}},
+        "operationId": route.rsplit("/", 1)[1],
+        "summary": SUMMARIES[route],
+        "requestBody": {"required": route not in OPTIONAL_BODY, "content": _json(body)},
+        "responses": {"200": {"description": "ok", "content": _json(answer)}},
     }
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    for code in ("400", "401", *errors, "413", "415", "503"):
-        op["responses"][code] = {"description": ERRORS[code], "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Exception"}}}}
+    if route in LINKS:
+        op["responses"]["200"]["links"] = LINKS[route]
+    codes = ["400", "401", *(["404"] if route in ONE_TASK else []),
+             *(["409"] if route in CHANGES_STATE else []), "413", "415", "503"]
+    for code in codes:
+        op["responses"][code] = {"description": ERRORS[code],
+                                 "content": _json({"$ref": REF + "Exception"})}
     return {"post": op}
 
 
 def document(config: Config) -> dict[str, Any]:
     """Return the OpenAPI document for this configuration."""
-    services = list(config.services)
-    status_item = _obj(["task_id", "status", "message", "start_time", "end_time"],
-                       task_id={"type": "string"}, status={"enum": [*STATUSES, "Invalid"]},
-                       message={}, start_time=TIME, end_time=TIME,
-                       attempt={"type": "integer"}, progress={"type": ["number", "null"]})
-    task_ref = _obj(["task_id"], task_id=TASK_ID)
-    paths = {
-        "/api/create_task": _operation(
-            "Create a task (createTask); `start: true` also starts it.",
-            _wrapped(_obj(["service", "condition"], service={"enum": services},
-                          condition=OBJECT, start={"type": "boolean"})),
-            _ok(task_id=TASK_ID), ()),
-        "/api/status_task": _operation(
-            "Statuses of up to max_status_task tasks (statusTask), in the order asked.",
-            _wrapped({"type": "array", "minItems": 1, "maxItems": config.max_status_task,
-                      "items": _obj(["task_id"], task_id={"type": "string"})}),
-            _ok(status={"type": "array", "items": status_item}), ()),
-        "/api/update_status_task": _operation(
-            "A worker reports running, finished or failed (updateStatusTask).",
-            _wrapped(_obj(["task_id", "status"], task_id=TASK_ID,
-                          status={"enum": ["running", "finished", "failed"]}, message={},
-                          result=OBJECT, attempt={"type": "integer", "minimum": 0},
-                          retry={"type": "boolean", "description": "failed, but may succeed if "
-                                 "run again: the service's retry policy decides"})),
-            _ok(status=_obj(["task_id", "status"], task_id=TASK_ID, status={"enum": STATUSES})),
-            ("404", "409")),
-        "/api/heartbeat_task": _operation(
-            "A worker renews a running task's lease, with optional progress (extension).",
-            _wrapped(_obj(["task_id"], task_id=TASK_ID, attempt={"type": "integer", "minimum": 0},
-                          progress={"type": "number", "minimum": 0, "maximum": 1}, message={})),
-            _ok(status=_obj(["task_id", "status"], task_id=TASK_ID, status={"enum": STATUSES},
-                            lease_until=TIME)), ("404", "409")),
-        "/api/result_task": _operation(
-            "The result of a finished task (resultTask); data is null until then.",
-            _wrapped(task_ref),
-            _ok(status={"enum": STATUSES}, data={"type": ["object", "null"]}, start_time=TIME,
-                end_time=TIME, spend_time={"type": ["number", "null"]}), ("404",)),
-        "/api/tasks": _operation(
-            "One page of tasks, newest first (taskList).",
-            _obj([], p_size={"type": "integer", "minimum": 1, "maximum": 100},
-                 page={"type": "integer", "minimum": 1}, service={"enum": services},
-                 status={"enum": STATUSES}),
-            _ok(total={"type": "integer"}, count={"type": "integer"}, data={
-                "type": "array", "items": _obj(
-                    ["task_id", "service", "status", "condition", "create_time"],
-                    task_id=TASK_ID, service={"type": "string"}, status={"enum": STATUSES},
-                    condition=OBJECT, create_time=TIME)}), ()),
-        "/api/start_task": _operation(
-            "Start a ready task, or run a failed one again (startTask).",
-            {"oneOf": [task_ref, _wrapped(task_ref)]}, _ok(task_id=TASK_ID), ("404", "409")),
-        "/api/update_task": _operation(
-            "Change the condition of a task that is not waiting or running (updateTask).",
-            {"oneOf": [_obj(["task_id", "condition"], task_id=TASK_ID, condition=OBJECT),
-                       _wrapped(_obj(["task_id", "condition"], task_id=TASK_ID,
-                                     condition=OBJECT))]},
-            _ok(task_id=TASK_ID), ("404", "409")),
-        "/api/service_task": _operation(
-            "The configured services (serviceTask).", None,
-            _ok(count={"type": "integer"}, data={"type": "array", "items": {"type": "string"}}),
-            ()),
-    }
+    requests, answers = contract.requests(config), contract.answers(config)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Taskmill", "version": "0.1.0",
-                 "description": "Schedules long-running algorithm tasks. Every route but "
-                                "/healthz, /readyz, /metrics and this document needs the "
-                                "header `Authorization: <token>` (or `Bearer <token>`)."},
-        "paths": paths,
+        "info": {"title": "Taskmill", "version": "0.1.0", "description": (
+            "Schedules long-running algorithm tasks. Every route but /healthz, /readyz and "
+            "/metrics needs the header `Authorization: <token>` (or `Bearer <token>`). "
+            f"Bodies are at most {config.api.max_body_bytes} bytes (413 past it). Anywhere in a "
+            "body, a value the store cannot hold is a 400: NaN or ±Infinity, an integer outside "
+            "the signed 64-bit range, a string or key holding NUL or a lone UTF-16 surrogate, "
+            f"nesting deeper than {MAX_DEPTH} levels.")},
+        "paths": {route: _operation(route, requests[route], answers[route]) for route in requests},
         "components": {
             "securitySchemes": {"token": {"type": "apiKey", "in": "header",
                                           "name": "Authorization"}},
-            "schemas": {"Exception": _obj(["result", "message"], result={"const": "exception"},
-                                          message={"type": "string"})},
+            "schemas": contract.COMPONENTS,
         },
         "security": [{"token": []}],
     }

@@ -49,18 +49,17 @@ class Tasks:
                                                  "lease_until": iso(task["lease_until"])}}
 
     def on_post_result(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ask = self._check.task_ref(req.context.body, wrapped_only=True)
+        ask = self._check.result_task(req.context.body)
         resp.media = views.result(self._store.get(ask.task_id))
 
     def on_post_list(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = req.context.body
-        ask = self._check.list_tasks({} if body is None else body)
+        ask = self._check.list_tasks(req.context.body)
         total, page = self._store.list(ask.page, ask.p_size, ask.service, ask.status)
         resp.media = {"result": "ok", "total": total, "count": len(page),
                       "data": [views.list_item(t) for t in page]}
 
     def on_post_start(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ask = self._check.task_ref(req.context.body)
+        ask = self._check.start_task(req.context.body)
         task = self._store.request_start(ask.task_id)
         metrics.TASKS_STARTED.labels(task["service"]).inc()
         resp.media = {"result": "ok", "task_id": task["task_id"]}
@@ -71,7 +70,7 @@ class Tasks:
         resp.media = {"result": "ok", "task_id": task["task_id"]}
 
     def on_post_services(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._check.empty(req.context.body)
+        self._check.service_task(req.context.body)
         names = list(self._config.services)
         resp.media = {"result": "ok", "count": len(names), "data": names}
 

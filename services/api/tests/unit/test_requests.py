@@ -42,7 +42,7 @@ def post(client, route, body=None, **kwargs):
 
 
 @pytest.mark.parametrize("route, body, message", [
-    ("/api/create_task", {"data": {"service": "aaa"}}, "Invalid parameter: condition is required"),
+    ("/api/create_task", {"data": {"service": "aaa"}}, "Invalid parameter: data.condition is required"),
     ("/api/create_task", {"data": {"service": 1, "condition": {}}}, "service must be a string"),
     ("/api/create_task", {"data": {"service": {"$ne": None}, "condition": {}}},
      "service must be a string"),
@@ -55,8 +55,8 @@ def post(client, route, body=None, **kwargs):
      "start must be true or false"),
     ("/api/create_task", {"service": "aaa", "condition": {}}, "data is required"),
     ("/api/create_task", [1], "body must be a JSON object"),
-    ("/api/status_task", {"data": []}, "data must list 1 to 10 tasks, not 0"),
-    ("/api/status_task", {"data": [{"task_id": "x"}] * 11}, "data must list 1 to 10 tasks, not 11"),
+    ("/api/status_task", {"data": []}, "data must list 1 to 10 items, not 0"),
+    ("/api/status_task", {"data": [{"task_id": "x"}] * 11}, "data must list 1 to 10 items, not 11"),
     ("/api/status_task", {"data": {"task_id": "x"}}, "data must be a list"),
     ("/api/status_task", {"data": [{"task_id": {"$ne": None}}]}, "data[0].task_id must be"),
     ("/api/status_task", {"data": [{"id": "x"}]}, "data[0].task_id is required"),
@@ -118,13 +118,15 @@ def test_the_api_refuses_to_start_without_a_token():
         make_client(token="")
 
 
-def test_health_metrics_and_openapi_need_no_token():
-    """Liveness, metrics and the API description are public; liveness needs no store."""
+def test_health_and_metrics_need_no_token_the_api_description_does():
+    """Liveness and metrics are public (liveness needs no store); the API description is
+    for callers holding a token."""
     client = make_client()
     assert client.simulate_get("/healthz").json == {"result": "ok"}
     assert b"taskmill_api_requests_total" in client.simulate_get("/metrics").content
-    doc = client.simulate_get("/api/openapi.json").json
-    assert set(doc["paths"]) >= set(ROUTES)
+    assert client.simulate_get("/api/openapi.json").status_code == 401
+    doc = client.simulate_get("/api/openapi.json", headers={"Authorization": TOKEN}).json
+    assert set(doc["paths"]) == set(ROUTES)
 
 
 def test_oversize_and_non_json_bodies():
@@ -156,13 +158,13 @@ def raw_create(condition_json: str) -> bytes:
 @pytest.mark.parametrize("condition, message", [
     ('{"x": NaN}', "NaN is not a number"),
     ('{"x": -Infinity}', "-Infinity is not a number"),
-    ('{"x": 1e400}', "body.data.condition.x is not a finite number"),
-    ('{"x": 9223372036854775808}', "body.data.condition.x is an integer outside the 64-bit range"),
+    ('{"x": 1e400}', "data.condition.x is not a finite number"),
+    ('{"x": 9223372036854775808}', "data.condition.x is an integer outside the 64-bit range"),
     ('{"x": -9223372036854775809}', "outside the 64-bit range"),
-    ('{"x": "a\\u0000b"}', "body.data.condition.x holds a NUL character"),
-    ('{"a\\u0000": 1}', "a key of body.data.condition holds a NUL character"),
-    ('{"x": "\\ud800"}', "body.data.condition.x holds a lone UTF-16 surrogate"),
-    ('{"x": ["\\udfff", 1]}', "body.data.condition.x[0] holds a lone UTF-16 surrogate"),
+    ('{"x": "a\\u0000b"}', "data.condition.x holds a NUL character"),
+    ('{"a\\u0000": 1}', "a key of data.condition holds a NUL character"),
+    ('{"x": "\\ud800"}', "data.condition.x holds a lone UTF-16 surrogate"),
+    ('{"x": ["\\udfff", 1]}', "data.condition.x[0] holds a lone UTF-16 surrogate"),
     ("[" * 40 + "]" * 40, "nested deeper than 32 levels"),
     ('{"a": ' * 1000 + "1" + "}" * 1000, "nested deeper than 32 levels"),
 ])
@@ -181,7 +183,7 @@ def test_a_condition_over_the_limit_is_400_saying_the_limit(client):
     answer = client.simulate_post("/api/create_task", body=raw_create(big),
                                   headers={"Content-Type": "application/json"})
     assert answer.status_code == 400
-    assert answer.json["message"] == "Invalid parameter: condition is larger than 262144 bytes of JSON"
+    assert answer.json["message"] == "Invalid parameter: data.condition is larger than 262144 bytes of JSON"
 
 
 @pytest.mark.parametrize("body", ["[]", "0", '""', "[1]", "true"])

@@ -1,0 +1,141 @@
+"""Every request and answer of the api as JSON Schema (2020-12), written once.
+
+`validation` checks each request against `requests(config)` and `openapi` publishes both
+mappings at /api/openapi.json, so what the api enforces and what it documents cannot
+drift apart. Two keywords of ours ride along (OpenAPI allows `x-` extensions): `x-maxJsonBytes`
+(the largest a value may be as compact JSON) and `x-unknownService` (a value outside the
+enum is an unknown service: the original's `service not support`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskmill.config import Config
+from taskmill.schema import INVALID, WORKER_TRANSITIONS, Status
+
+Schema = dict[str, Any]
+
+MAX_TASK_ID_LEN = 200
+MAX_DEPTH = 32  # levels of nesting in a body
+MAX_P_SIZE = 100
+MAX_PAGE = 1_000_000
+
+STATUSES = [s.value for s in Status]
+REF = "#/components/schemas/"
+JSON_VALUE = {"$ref": REF + "JsonValue"}
+JSON_OBJECT = {"$ref": REF + "JsonObject"}
+TIME = {"type": ["string", "null"], "format": "date-time", "example": "2026-11-28T06:30:00.123Z"}
+NEW_TASK_ID = {"type": "string", "pattern": "^ts_[a-z][a-z0-9_]*_[0-9a-f]{32}$"}
+# A task_id a caller names: any non-empty string; one that was never created is a 404 (or
+# `Invalid` in status_task), not a 400.
+TASK_ID = {"type": "string", "minLength": 1, "maxLength": MAX_TASK_ID_LEN}
+ATTEMPT = {"type": ["integer", "null"], "minimum": 0}
+KEY = {"type": "string", "pattern": r"^(?:[^$.][^.]*)?$",
+       "description": "keys must not start with '$' or contain '.'"}
+
+COMPONENTS: dict[str, Schema] = {
+    "JsonValue": {"description": "Any JSON value the store can hold; object keys anywhere in it "
+                                 "must not start with '$' or contain '.'.",
+                  "propertyNames": KEY, "additionalProperties": JSON_VALUE, "items": JSON_VALUE},
+    "JsonObject": {"type": "object", "propertyNames": KEY, "additionalProperties": JSON_VALUE},
+    "Exception": {"type": "object", "required": ["result", "message"], "additionalProperties": False,
+                  "properties": {"result": {"const": "exception"}, "message": {"type": "string"}}},
+}
+
+
+def obj(required: list[str], **props: Schema) -> Schema:
+    """An object with exactly these properties, the listed ones required."""
+    return {"type": "object", "required": required, "properties": props,
+            "additionalProperties": False}
+
+
+def wrapped(inner: Schema) -> Schema:
+    return obj(["data"], data=inner)
+
+
+def wrapped_or_bare(inner: Schema) -> Schema:
+    """start_task and update_task accept their fields bare or inside `data`."""
+    return {"anyOf": [inner, wrapped(inner)]}
+
+
+def only_with(field: str, status: Status, when: Schema) -> Schema:
+    """A rule: `field` (matching `when`) is accepted only with this status."""
+    return {"description": f"{field} is only accepted with status {status.value}",
+            "if": {"required": [field], "properties": {field: when}},
+            "then": {"properties": {"status": {"const": status.value}}}}
+
+
+def ok(**props: Schema) -> Schema:
+    return obj(["result", *props], result={"const": "ok"}, **props)
+
+
+def requests(config: Config) -> dict[str, Schema | None]:
+    """The body each route accepts (None: no body is needed)."""
+    service = {"type": "string", "enum": list(config.services), "x-unknownService": True}
+    condition = {**JSON_OBJECT, "x-maxJsonBytes": config.api.max_condition_bytes,
+                 "description": f"A JSON object of at most {config.api.max_condition_bytes} "
+                                "bytes as compact JSON."}
+    return {
+        "/api/create_task": wrapped(obj(["service", "condition"], service=service,
+                                        condition=condition, start={"type": "boolean"})),
+        "/api/status_task": wrapped({"type": "array", "minItems": 1,
+                                     "maxItems": config.max_status_task,
+                                     "items": obj(["task_id"], task_id=TASK_ID)}),
+        "/api/update_status_task": wrapped({
+            **obj(["task_id", "status"], task_id=TASK_ID,
+                  status={"enum": [s.value for s in WORKER_TRANSITIONS]}, message=JSON_VALUE,
+                  result={"anyOf": [JSON_OBJECT, {"type": "null"}]}, attempt=ATTEMPT,
+                  retry={"type": "boolean", "description": "failed, but may succeed if run "
+                                                          "again: the service's retry policy decides"}),
+            "allOf": [only_with("result", Status.FINISHED, {"type": "object"}),
+                      only_with("retry", Status.FAILED, {"const": True})]}),
+        "/api/heartbeat_task": wrapped(obj(
+            ["task_id"], task_id=TASK_ID, attempt=ATTEMPT,
+            progress={"type": ["number", "null"], "minimum": 0, "maximum": 1}, message=JSON_VALUE)),
+        "/api/result_task": wrapped(obj(["task_id"], task_id=TASK_ID)),
+        "/api/tasks": obj([], p_size={"type": "integer", "minimum": 1, "maximum": MAX_P_SIZE},
+                          page={"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+                          service=service, status={"enum": STATUSES}),
+        "/api/start_task": wrapped_or_bare(obj(["task_id"], task_id=TASK_ID)),
+        "/api/update_task": wrapped_or_bare(obj(["task_id", "condition"], task_id=TASK_ID,
+                                                condition=condition)),
+        "/api/service_task": obj([]),
+    }
+
+
+# Routes whose body may be left out (read as `{}`).
+OPTIONAL_BODY = frozenset({"/api/tasks", "/api/service_task"})
+
+
+def answers(config: Config) -> dict[str, Schema]:
+    """The body of each route's 200 answer."""
+    status_item = obj(["task_id", "status", "message", "start_time", "end_time"],
+                      task_id={"type": "string"}, status={"enum": [*STATUSES, INVALID]},
+                      message=JSON_VALUE, start_time=TIME, end_time=TIME,
+                      attempt={"type": "integer"}, progress={"type": ["number", "null"]})
+    event = obj(["status", "time", "attempt", "message"], status={"enum": STATUSES}, time=TIME,
+                attempt={"type": "integer"}, message=JSON_VALUE)
+    list_item = obj(["task_id", "service", "status", "condition", "create_time"],
+                    task_id=NEW_TASK_ID, service={"type": "string"}, status={"enum": STATUSES},
+                    condition=JSON_OBJECT, create_time=TIME)
+    reported = {"task_id": NEW_TASK_ID, "status": {"enum": STATUSES}}
+    return {
+        "/api/create_task": ok(task_id=NEW_TASK_ID),
+        "/api/status_task": ok(status={"type": "array", "items": status_item}),
+        "/api/update_status_task": ok(status=obj(["task_id", "status"], **reported)),
+        "/api/heartbeat_task": ok(status=obj(["task_id", "status", "lease_until"], **reported,
+                                             lease_until=TIME)),
+        "/api/result_task": ok(task_id=NEW_TASK_ID, status={"enum": STATUSES},
+                               data={"anyOf": [JSON_OBJECT, {"type": "null"}]}, message=JSON_VALUE,
+                               start_time=TIME, end_time=TIME,
+                               spend_time={"type": ["number", "null"]},
+                               attempt={"type": "integer"},
+                               history={"type": "array", "items": event}),
+        "/api/tasks": ok(total={"type": "integer"}, count={"type": "integer"},
+                         data={"type": "array", "items": list_item}),
+        "/api/start_task": ok(task_id=NEW_TASK_ID),
+        "/api/update_task": ok(task_id=NEW_TASK_ID),
+        "/api/service_task": ok(count={"type": "integer"},
+                                data={"type": "array", "items": {"type": "string"}}),
+    }
