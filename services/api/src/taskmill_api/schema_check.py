@@ -26,6 +26,7 @@ KNOWN = frozenset({
     "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "minimum", "maximum",
     "anyOf", "allOf", "if", "then", "$ref", "description", "format", "example",
     "x-maxJsonBytes", "x-unknownService"})
+PATTERN_ONLY = frozenset({"type", "pattern", "description"})  # a key is a string already
 TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
 KINDS = {"object": "a JSON object", "array": "a list", "string": "a string",
          "boolean": "true or false", "null": "null", "integer": "an integer", "number": "a number"}
@@ -60,6 +61,9 @@ class Checker:
         self._components = components
         for schema in components.values():
             vet(schema)
+        # Components that only say "any JSON value whose keys, at every depth, match
+        # propertyNames" (JsonValue): checked by one loop instead of a walk per value.
+        self._deep_key_rules = {id(s) for name, s in components.items() if _deep_key_rule(name, s)}
 
     def check(self, schema: Schema, value: Any) -> Any:
         """Return value (integral floats read as integers), or raise InvalidParameter."""
@@ -70,7 +74,11 @@ class Checker:
 
     def _check(self, schema: Schema, value: Any, path: Path) -> Any:
         if "$ref" in schema:
-            value = self._check(self._components[schema["$ref"].rsplit("/", 1)[1]], value, path)
+            target = self._components[schema["$ref"].rsplit("/", 1)[1]]
+            if id(target) in self._deep_key_rules:
+                value = self._deep_keys(target["propertyNames"], value, path)
+            else:
+                value = self._check(target, value, path)
         if "anyOf" in schema:
             value = self._any_of(schema["anyOf"], value, path)
         if "type" in schema:
@@ -100,6 +108,29 @@ class Checker:
             if len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()) > limit:
                 raise Refused(path, f"{where(path)} is larger than {limit} bytes of JSON")
         return value
+
+    def _deep_keys(self, names: Schema, value: Any, path: Path) -> Any:
+        todo = [(value, path)] if isinstance(value, dict | list) else []
+        while todo:
+            node, here = todo.pop()
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, item in items:
+                if isinstance(key, str):
+                    self._key(names, key, here)
+                if isinstance(item, dict | list):
+                    todo.append((item, (*here, key)))
+        return value
+
+    def _key(self, names: Schema, key: str, path: Path) -> None:
+        try:
+            if names.keys() <= PATTERN_ONLY:  # the usual rule, on every key: kept short
+                if not _pattern(names["pattern"]).search(key):
+                    raise Refused(path, "")
+            else:
+                self._check(names, key, (*path, key))
+        except Refused:
+            raise Refused((*path, key), f"{where(path)} has a key {key[:60]!r}: "
+                                        f"{names.get('description', 'not allowed')}") from None
 
     def _any_of(self, options: list[Schema], value: Any, path: Path) -> Any:
         """The first option that fits; else the refusal that got deepest (the first such):
@@ -135,11 +166,7 @@ class Checker:
         for name, item in value.items():
             here = (*path, name)
             if names is not None:
-                try:
-                    self._check(names, name, here)
-                except Refused:
-                    raise Refused(here, f"{where(path)} has a key {name[:60]!r}: "
-                                        f"{names.get('description', 'not allowed')}") from None
+                self._key(names, name, path)
             if name in props:
                 checked[name] = self._check(props[name], item, here)
             elif extra is False:
@@ -173,6 +200,14 @@ def vet(schema: Schema) -> None:
         subschemas.append(schema["additionalProperties"])
     for sub in subschemas:
         vet(sub)
+
+
+def _deep_key_rule(name: str, schema: Schema) -> bool:
+    """Whether the component `name` is exactly: keys match propertyNames, every value
+    (in objects and lists) is this component again."""
+    self_ref = {"$ref": f"#/components/schemas/{name}"}
+    return (schema.keys() - {"description"} == {"propertyNames", "additionalProperties", "items"}
+            and schema["additionalProperties"] == self_ref and schema["items"] == self_ref)
 
 
 def _equal(value: Any, expected: Any) -> bool:
