@@ -15,6 +15,8 @@ CONTEXT_FIELDS = ("task_id", "service", "attempt", "request_id", "route", "statu
 
 # A message (which may quote a task's condition or an algorithm's error) is cut here.
 MAX_MESSAGE_CHARS = 2000
+# A traceback keeps its first and last lines (where it began; what was raised) within this.
+MAX_TRACEBACK_CHARS = 8000
 
 
 def task_fields(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,6 +27,14 @@ def task_fields(task: Mapping[str, Any]) -> dict[str, Any]:
 def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """Cut text to limit characters, saying how much was left out."""
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def clip_middle(text: str, limit: int = MAX_TRACEBACK_CHARS) -> str:
+    """Cut the middle out of text longer than limit, saying how much."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n… ({len(text) - 2 * half} characters left out) …\n{text[-half:]}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,7 +58,7 @@ class JsonFormatter(logging.Formatter):
             if hasattr(record, name):
                 line[name] = getattr(record, name)
         if record.exc_info:
-            line["traceback"] = self.formatException(record.exc_info)
+            line["traceback"] = clip_middle(self.formatException(record.exc_info))
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
