@@ -29,10 +29,18 @@ class Tally:
     run_twice: int
     recovered: int
     extra_messages: int
+    survived: str  # poison scenarios: every process of the system still up ("yes"), else "-"
 
 
-def audit(system: System, scenario: str, task_ids: list[str]) -> list[dict[str, Any]]:
-    """Check every task ended once, with the history to prove it; return their results."""
+def still_running(system: System) -> list[str]:
+    """The system's processes that are still up."""
+    return [name for name, proc in system.procs.items() if proc.poll() is None]
+
+
+def audit(system: System, scenario: str, task_ids: list[str],
+          poison: bool = False) -> list[dict[str, Any]]:
+    """Check every task ended once, with the history to prove it; return their results.
+    A poison scenario also checks that no process of the system died."""
     results = [system.api.result_task(task_id) for task_id in task_ids]
     statuses = Counter(r["status"] for r in results)
     twice, broken = [], []
@@ -48,8 +56,10 @@ def audit(system: System, scenario: str, task_ids: list[str]) -> list[dict[str, 
     tally = Tally(scenario, len(task_ids), statuses["finished"], statuses["failed"],
                   sum(n for status, n in statuses.items() if status not in FINAL), len(twice),
                   sum(1 for r in results if r["attempt"] > 1),
-                  sum(messages.values()) - len(messages))
+                  sum(messages.values()) - len(messages),
+                  "-" if not poison else "yes" if still_running(system) == list(system.procs) else "no")
     _TALLIES.append(tally)
+    assert tally.survived != "no", f"processes that died: {system.logs()[-5000:]}"
     assert tally.lost == 0, f"tasks not final: {[r for r in results if r['status'] not in FINAL][:3]}"
     assert not twice, f"tasks that ended twice: {twice[:5]}"
     assert not broken, f"tasks whose history does not prove their end: {broken[:5]}"
