@@ -151,6 +151,45 @@ def test_lifecycle_and_fencing(store: TaskStore):
         store.request_start(task_id)
 
 
+def task_in(store: TaskStore, status: Status) -> str:
+    """A task brought to status at attempt 1 the way the system does it."""
+    task_id = store.create(AAA, {})["task_id"]
+    store.request_start(task_id)
+    [claimed] = store.outbox.claim_due(10, 30, ["aaa"])
+    store.outbox.mark_published([claimed])
+    if status in (Status.RUNNING, Status.FINISHED):
+        store.report(task_id, Status.RUNNING, attempt=1)
+    if status in (Status.FINISHED, Status.FAILED):
+        store.report(task_id, status, attempt=1)
+    assert store.get(task_id)["status"] == status
+    return task_id
+
+
+# The contract's lifecycle (API.md, update_status_task): moves a worker may report, plus
+# the same report again, which is answered as the first (idempotent per attempt).
+ALLOWED = {("waiting", "running"), ("running", "finished"), ("running", "failed"),
+           ("waiting", "failed"), ("running", "running"), ("finished", "finished"),
+           ("failed", "failed")}
+
+
+def test_every_report_from_every_state(store: TaskStore):
+    """Each report a worker can send, from each state a task can be in: the allowed ones are
+    applied (or answered as before), every other one is a conflict that changes nothing."""
+    seen = set()
+    for current in (Status.WAITING, Status.RUNNING, Status.FINISHED, Status.FAILED):
+        for reported in (Status.RUNNING, Status.FINISHED, Status.FAILED):
+            task_id = task_in(store, current)
+            before = store.get(task_id)
+            try:
+                store.report(task_id, reported, attempt=1)
+            except StateConflict:
+                assert store.get(task_id) == before
+                continue
+            seen.add((current.value, reported.value))
+            assert store.get(task_id)["status"] == reported
+    assert seen == ALLOWED
+
+
 def test_list_pages_newest_first(store: TaskStore):
     """The list counts all matches and pages them newest first."""
     clock = iter(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(100))

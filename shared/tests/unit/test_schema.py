@@ -1,13 +1,7 @@
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
-from taskmill.schema import (
-    WORKER_TRANSITIONS,
-    Status,
-    is_task_id,
-    iso,
-    new_task_id,
-)
+from taskmill.schema import is_task_id, iso, new_task_id
 
 
 def test_task_id_is_ts_service_uuid4_hex():
@@ -32,10 +26,3 @@ def test_iso_is_utc_with_milliseconds_and_z():
     assert iso(east) == "2026-11-28T06:30:00.123Z"
     assert iso(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000Z"
     assert iso(None) is None
-
-
-def test_worker_transitions_are_the_contracts():
-    """Workers may move waiting→running, running→finished|failed and waiting→failed only."""
-    pairs = {(frm, to) for to, froms in WORKER_TRANSITIONS.items() for frm in froms}
-    assert pairs == {(Status.WAITING, Status.RUNNING), (Status.RUNNING, Status.FINISHED),
-                     (Status.RUNNING, Status.FAILED), (Status.WAITING, Status.FAILED)}
