@@ -27,7 +27,10 @@ die() { log "error: $*"; exit 1; }
 install_packages() {
   local wanted=(postgresql-15 postgresql-server-dev-15 libpcre2-dev libintelrdfpmath-dev
                 postgresql-15-postgis-3 postgresql-15-rum cmake pkg-config systemtap-sdt-dev patch)
-  dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${wanted[@]}" 2>&1 | grep -vq ' ii ' || return 0
+  # dpkg-query fails for a package it has never heard of: read its answer whole first
+  # (under pipefail, `dpkg-query | grep` would take that failure for "all installed").
+  local states; states=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${wanted[@]}" 2>&1 || true)
+  grep -vq ' ii ' <<<"$states" || return 0
   log "installing PostgreSQL 15 and DocumentDB's build dependencies from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
