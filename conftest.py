@@ -83,6 +83,26 @@ def mysql_admin_socket() -> str:
     return socket
 
 
+@pytest.fixture
+def empty_mysql_database(mysql_settings: dict[str, Any], mysql_admin_socket: str,
+                         unique: str) -> Iterator[str]:
+    """A new MariaDB database the source user owns (as MYSQL_DATABASE in the mysql image);
+    the shared one is read-only to that user."""
+    name = f"seed_{unique}"
+    import pymysql
+
+    with pymysql.connect(unix_socket=mysql_admin_socket, user="root", autocommit=True) as admin:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+            cursor.execute(f"GRANT ALL ON {name}.* TO %s@%s",
+                           (mysql_settings["user"], mysql_settings["host"]))
+        try:
+            yield name
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE {name}")
+
+
 @pytest.fixture(scope="session")
 def vacuum(mongo_uri: str) -> Callable[[], None]:
     """VACUUM the local engine's PostgreSQL (what its autovacuum does in its own time), or

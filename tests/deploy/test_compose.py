@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +46,6 @@ def test_grafana_provisions_the_dashboard_the_tests_check() -> None:
     dashboard = mounts["./deploy/grafana/taskmill-dashboard.json"]
     assert Path(dashboard).parent == Path(provider["options"]["path"])
     assert (ROOT / "deploy/grafana/taskmill-dashboard.json").is_file()
-
-
-@pytest.fixture
-def empty_mysql_database(mysql_settings: dict[str, Any], mysql_admin_socket: str,
-                         unique: str) -> Iterator[str]:
-    """A new MariaDB database the source user owns (as MYSQL_DATABASE in the mysql image);
-    the shared one is read-only to that user."""
-    name = f"seed_{unique}"
-    with pymysql.connect(unix_socket=mysql_admin_socket, user="root", autocommit=True) as admin:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name}")
-            cursor.execute(f"GRANT ALL ON {name}.* TO %s@%s",
-                           (mysql_settings["user"], mysql_settings["host"]))
-        try:
-            yield name
-        finally:
-            with admin.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE {name}")
 
 
 @pytest.mark.integration

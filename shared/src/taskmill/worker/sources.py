@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -46,12 +47,16 @@ class Sources:
         return self._mongo[self._config.mongo_dbname]
 
     def _mysql_conn(self) -> Any:
+        if self._mysql is not None:
+            try:
+                self._mysql.ping()
+                return self._mysql
+            except pymysql.err.Error:  # dropped since the last task: open a new one
+                with contextlib.suppress(pymysql.err.Error):
+                    self._mysql.close()
         c = self._config
-        if self._mysql is None:
-            self._mysql = pymysql.connect(host=c.mysql_host, port=c.mysql_port, user=c.mysql_user,
-                                          password=c.mysql_password, database=c.mysql_database,
-                                          connect_timeout=5, read_timeout=300, autocommit=True,
-                                          cursorclass=pymysql.cursors.DictCursor)
-        else:
-            self._mysql.ping(reconnect=True)
+        self._mysql = pymysql.connect(host=c.mysql_host, port=c.mysql_port, user=c.mysql_user,
+                                      password=c.mysql_password, database=c.mysql_database,
+                                      connect_timeout=5, read_timeout=300, autocommit=True,
+                                      cursorclass=pymysql.cursors.DictCursor)
         return self._mysql
