@@ -2,7 +2,9 @@
 
 Its result says which process and attempt ran it, so a test can tell whose outcome the
 task kept. A condition's `result_key` makes it answer `{result_key: 1}` instead (a test's
-way to hand the api a result it must refuse: a condition cannot hold such a key).
+way to hand the api a result it must refuse: a condition cannot hold such a key). It stops
+early when cancelled, unless the condition has `ignore_cancel` (an algorithm that never
+checks).
 `python -m tests.slow_worker`.
 """
 
@@ -18,6 +20,8 @@ from taskmill.worker import TaskContext, serve
 def run(condition: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     deadline = time.monotonic() + float(condition.get("sleep_s", 0))
     while time.monotonic() < deadline:
+        if ctx.cancelled and not condition.get("ignore_cancel"):
+            return {"stopped": True}
         time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
     if "result_key" in condition:
         return {str(condition["result_key"]): 1}

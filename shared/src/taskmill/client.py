@@ -63,11 +63,12 @@ class ApiClient:
 
     # -- the contract's routes ------------------------------------------------------------
 
-    def create_task(self, service: str, condition: Mapping[str, Any], start: bool = False) -> str:
-        """Create a task (and start it when start is true); return its task_id."""
-        data: dict[str, Any] = {"service": service, "condition": dict(condition)}
-        if start:
-            data["start"] = True
+    def create_task(self, service: str, condition: Mapping[str, Any], start: bool = False,
+                    idempotency_key: str | None = None) -> str:
+        """Create a task (and start it when start is true); return its task_id. With an
+        idempotency_key, a create repeated with the same key answers the same task."""
+        data: dict[str, Any] = _given(service=service, condition=dict(condition),
+                                      start=start or None, idempotency_key=idempotency_key)
         return str(self.call("/api/create_task", {"data": data})["task_id"])
 
     def start_task(self, task_id: str) -> None:
@@ -101,6 +102,12 @@ class ApiClient:
     def tasks(self, **filters: Any) -> dict[str, Any]:
         """Return one page of the task list (p_size, page, service, status)."""
         return self.call("/api/tasks", filters)
+
+    def cancel_task(self, task_id: str, reason: str | None = None) -> str:
+        """Cancel a task that has not ended; return its status now (failed, or running
+        while its worker stops it)."""
+        answer = self.call("/api/cancel_task", _given(task_id=task_id, reason=reason))
+        return str(answer["status"])
 
     def update_task(self, task_id: str, condition: Mapping[str, Any]) -> None:
         """Replace the condition of a task that is not waiting or running."""

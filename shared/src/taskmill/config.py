@@ -79,7 +79,7 @@ class LifecycleConfig:
     """Timing and retry knobs of a task's life."""
 
     lease_s: float = 60.0
-    heartbeat_s: float = 15.0
+    heartbeat_s: float = 5.0
     max_attempts: int = 3
     waiting_timeout_s: float = 86400.0
     recovery_interval_s: float = 5.0
@@ -89,6 +89,7 @@ class LifecycleConfig:
     dispatch_poll_s: float = 0.1
     shutdown_grace_s: float = 25.0
     stall_s: float = 120.0
+    cancel_grace_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,23 @@ class RetryConfig:
     def delay_s(self, attempts: int) -> float:
         """The wait before the next attempt, after `attempts` failed ones (doubling)."""
         return self.backoff_s * 2 ** (attempts - 1)
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long ended tasks are kept, and how the dispatcher deletes them (in batches)."""
+
+    finished_days: float = 30.0
+    failed_days: float = 90.0
+    interval_s: float = 60.0
+    batch_size: int = 500
+    # Per service: its own finished_days / failed_days.
+    per_service: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def days(self, service: str, status: str) -> float:
+        """How many days a task of this service that ended in this status is kept."""
+        key = f"{status}_days"
+        return float(self.per_service.get(service, {}).get(key, getattr(self, key)))
 
 
 @dataclass(frozen=True)
@@ -140,6 +158,7 @@ class Config:
     api: ApiConfig = ApiConfig()
     sources: SourcesConfig = SourcesConfig()
     retries: Mapping[str, RetryConfig] = field(default_factory=dict)
+    retention: RetentionConfig = RetentionConfig()
 
     def service(self, name: str) -> ServiceConfig:
         """Return the named service's settings (KeyError when not configured)."""
@@ -188,6 +207,7 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         api=_api(extra, env),
         sources=_sources(extra, env),
         retries=_retries(extra, services),
+        retention=_retention(extra, services),
     )
 
 
@@ -285,6 +305,26 @@ def _retries(extra: Mapping[str, Any], services: Mapping[str, ServiceConfig]) ->
     if unknown:
         raise ConfigError(f"taskmill.retries.{sorted(unknown)[0]} is not a configured service")
     return {name: _section(RetryConfig, block, name, prefix="taskmill.retries.") for name in block}
+
+
+def _retention(extra: Mapping[str, Any], services: Mapping[str, ServiceConfig]) -> RetentionConfig:
+    block = dict(_mapping(extra.get("retention") or {}, "taskmill.retention"))
+    per = _mapping(block.pop("per_service", None) or {}, "taskmill.retention.per_service")
+    base = _section(RetentionConfig, {"retention": block}, "retention")
+    overrides: dict[str, dict[str, float]] = {}
+    for name, days in per.items():
+        prefix = f"taskmill.retention.per_service.{name}"
+        if name not in services:
+            raise ConfigError(f"{prefix} is not a configured service")
+        days = _mapping(days, prefix)
+        unknown = set(days) - {"finished_days", "failed_days"}
+        if unknown:
+            raise ConfigError(f"{prefix}.{sorted(unknown)[0]} is not a known setting "
+                              "(finished_days, failed_days)")
+        overrides[name] = {key: _convert(value, float, f"{prefix}.{key}") for key, value in days.items()}
+        if any(value <= 0 for value in overrides[name].values()):
+            raise ConfigError(f"{prefix}: days must be positive")
+    return replace(base, per_service=overrides)
 
 
 def _section(kind: type[T], extra: Mapping[str, Any], key: str, prefix: str = "taskmill.") -> T:

@@ -48,6 +48,16 @@ def new_task_id(service: str, uuidgen: Callable[[], uuid.UUID] = uuid.uuid4) -> 
     return f"ts_{service}_{uuidgen().hex}"
 
 
+# Names the task ids of idempotency keys (a UUID of ours; any fixed one would do).
+KEYED_IDS = uuid.UUID("6f2c1e4a-3b7d-4c5e-9a8f-1d2e3f4a5b6c")
+
+
+def keyed_task_id(service: str, idempotency_key: str) -> str:
+    """The task id a service's idempotency key stands for, `ts_<service>_<uuid5 hex>`: the
+    same key always names the same task, and never one with a random (version 4) id."""
+    return f"ts_{service}_{uuid.uuid5(KEYED_IDS, f'{service}/{idempotency_key}').hex}"
+
+
 def is_task_id(value: object) -> bool:
     """Tell whether value has the shape of a task id."""
     return isinstance(value, str) and TASK_ID.match(value) is not None

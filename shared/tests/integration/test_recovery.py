@@ -1,7 +1,6 @@
 """Leases, attempts with fencing, recovery of lost runs and retries, on the real store."""
 
 import threading
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,25 +8,13 @@ from taskmill.config import LifecycleConfig, RetryConfig, ServiceConfig
 from taskmill.errors import StateConflict
 from taskmill.schema import Status
 from taskmill.store import Recovered, TaskStore, connect
+from tests.helpers import Clock
 
 pytestmark = pytest.mark.integration
 
 AAA = ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa")
 BBB = ServiceConfig("bbb", "mysql", "mq_bbb", "c_bbb")
 LIFECYCLE = LifecycleConfig(lease_s=10, max_attempts=2, waiting_timeout_s=100)
-
-
-class Clock:
-    """Time that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

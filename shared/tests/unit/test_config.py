@@ -68,6 +68,13 @@ def test_secrets_never_show_in_repr():
     (lambda raw: raw["taskmill"]["lifecycle"].update(lease_s=-1), "taskmill.lifecycle.lease_s"),
     (lambda raw: raw["taskmill"]["lifecycle"].update(leese_s=5), "taskmill.lifecycle.leese_s"),
     (lambda raw: raw["mq_conf"].update(bootstrap_servers=[]), "mq_conf.bootstrap_servers"),
+    (lambda raw: raw["taskmill"]["retention"].update(failed_days=0), "taskmill.retention.failed_days"),
+    (lambda raw: raw["taskmill"]["retention"].update(per_service={"ccc": {"failed_days": 1}}),
+     "taskmill.retention.per_service.ccc"),
+    (lambda raw: raw["taskmill"]["retention"].update(per_service={"aaa": {"finished": 1}}),
+     "taskmill.retention.per_service.aaa.finished"),
+    (lambda raw: raw["taskmill"]["retention"].update(per_service={"aaa": {"failed_days": -2}}),
+     "taskmill.retention.per_service.aaa"),
 ])
 def test_a_bad_file_fails_naming_the_key(change, key):
     """Every bad or missing value is a ConfigError that names its key."""
@@ -95,3 +102,11 @@ def test_shared_consumer_group_warns(caplog):
     with caplog.at_level(logging.WARNING):
         parse_config(raw, {})
     assert "share consumer group 'c_aaa'" in caplog.text
+
+
+def test_retention_days_are_per_service_where_configured():
+    raw = shipped()
+    raw["taskmill"]["retention"].update(finished_days=20, per_service={"aaa": {"finished_days": 2}})
+    retention = parse_config(raw, {}).retention
+    assert (retention.days("aaa", "finished"), retention.days("aaa", "failed")) == (2.0, 90.0)
+    assert (retention.days("bbb", "finished"), retention.days("bbb", "failed")) == (20.0, 90.0)

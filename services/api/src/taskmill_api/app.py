@@ -20,6 +20,7 @@ ROUTES = {
     "/api/start_task": "start",
     "/api/update_task": "update",
     "/api/service_task": "services",
+    "/api/cancel_task": "cancel",
 }
 
 

@@ -20,6 +20,7 @@ MAX_TASK_ID_LEN = 200
 MAX_DEPTH = 32  # levels of nesting in a body
 MAX_P_SIZE = 100
 MAX_PAGE = 1_000_000
+MAX_REASON_LEN = 500
 
 STATUSES = [s.value for s in Status]
 REF = "#/components/schemas/"
@@ -31,6 +32,11 @@ NEW_TASK_ID = {"type": "string", "pattern": "^ts_[a-z][a-z0-9_]*_[0-9a-f]{32}$"}
 # `Invalid` in status_task), not a 400.
 TASK_ID = {"type": "string", "minLength": 1, "maxLength": MAX_TASK_ID_LEN}
 ATTEMPT = {"type": ["integer", "null"], "minimum": 0}
+CANCELLED = {"type": "boolean", "description": "the task ended because it was cancelled"}
+IDEMPOTENCY_KEY = {
+    "type": "string", "pattern": r"^[\x20-\x7e]{1,128}$",
+    "description": "1 to 128 printable ASCII characters: a create with the same service and "
+                   "key answers the task the first one made (a different request is a 409)"}
 KEY = {"type": "string", "pattern": r"^(?:[^$.][^.]*)?$",
        "description": "keys must not start with '$' or contain '.'"}
 
@@ -78,7 +84,8 @@ def requests(config: Config) -> dict[str, Schema | None]:
                                 "bytes as compact JSON."}
     return {
         "/api/create_task": wrapped(obj(["service", "condition"], service=service,
-                                        condition=condition, start={"type": "boolean"})),
+                                        condition=condition, start={"type": "boolean"},
+                                        idempotency_key=IDEMPOTENCY_KEY)),
         "/api/status_task": wrapped({"type": "array", "minItems": 1,
                                      "maxItems": config.max_status_task,
                                      "items": obj(["task_id"], task_id=TASK_ID)}),
@@ -101,6 +108,10 @@ def requests(config: Config) -> dict[str, Schema | None]:
         "/api/update_task": wrapped_or_bare(obj(["task_id", "condition"], task_id=TASK_ID,
                                                 condition=condition)),
         "/api/service_task": obj([]),
+        "/api/cancel_task": wrapped_or_bare(obj(
+            ["task_id"], task_id=TASK_ID,
+            reason={"type": "string", "maxLength": MAX_REASON_LEN,
+                    "description": "why; the task's failed message becomes `cancelled: <reason>`"})),
     }
 
 
@@ -113,7 +124,8 @@ def answers(config: Config) -> dict[str, Schema]:
     status_item = obj(["task_id", "status", "message", "start_time", "end_time"],
                       task_id={"type": "string"}, status={"enum": [*STATUSES, INVALID]},
                       message=JSON_VALUE, start_time=TIME, end_time=TIME,
-                      attempt={"type": "integer"}, progress={"type": ["number", "null"]})
+                      attempt={"type": "integer"}, progress={"type": ["number", "null"]},
+                      cancelled=CANCELLED)
     event = obj(["status", "time", "attempt", "message"], status={"enum": STATUSES}, time=TIME,
                 attempt={"type": "integer"}, message=JSON_VALUE)
     list_item = obj(["task_id", "service", "status", "condition", "create_time"],
@@ -121,16 +133,21 @@ def answers(config: Config) -> dict[str, Schema]:
                     condition=JSON_OBJECT, create_time=TIME)
     reported = {"task_id": NEW_TASK_ID, "status": {"enum": STATUSES}}
     return {
-        "/api/create_task": ok(task_id=NEW_TASK_ID),
+        "/api/create_task": {**ok(task_id=NEW_TASK_ID), "properties": {
+            **ok(task_id=NEW_TASK_ID)["properties"],
+            "created": {"type": "boolean", "description": "with an idempotency_key: false when "
+                                                          "the key's task existed already"}}},
         "/api/status_task": ok(status={"type": "array", "items": status_item}),
         "/api/update_status_task": ok(status=obj(["task_id", "status"], **reported)),
-        "/api/heartbeat_task": ok(status=obj(["task_id", "status", "lease_until"], **reported,
-                                             lease_until=TIME)),
+        "/api/heartbeat_task": ok(status=obj(
+            ["task_id", "status", "lease_until"], **reported, lease_until=TIME,
+            cancel={"type": "boolean", "description": "the task was cancelled: stop the run "
+                                                      "and report it failed"})),
         "/api/result_task": ok(task_id=NEW_TASK_ID, status={"enum": STATUSES},
                                data={"anyOf": [JSON_OBJECT, {"type": "null"}]}, message=JSON_VALUE,
                                start_time=TIME, end_time=TIME,
                                spend_time={"type": ["number", "null"]},
-                               attempt={"type": "integer"},
+                               attempt={"type": "integer"}, cancelled=CANCELLED,
                                history={"type": "array", "items": event}),
         "/api/tasks": ok(total={"type": "integer"}, count={"type": "integer"},
                          data={"type": "array", "items": list_item}),
@@ -138,4 +155,5 @@ def answers(config: Config) -> dict[str, Schema]:
         "/api/update_task": ok(task_id=NEW_TASK_ID),
         "/api/service_task": ok(count={"type": "integer"},
                                 data={"type": "array", "items": {"type": "string"}}),
+        "/api/cancel_task": ok(task_id=NEW_TASK_ID, status={"enum": STATUSES}),
     }

@@ -20,6 +20,10 @@ REQUEST_SECONDS = Histogram("taskmill_api_request_duration_seconds",
                             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 TASKS_CREATED = Counter("taskmill_api_tasks_created_total", "Tasks created.", ["service"])
 TASKS_STARTED = Counter("taskmill_api_tasks_started_total", "Task starts recorded.", ["service"])
+TASKS_CANCELLED = Counter("taskmill_api_tasks_cancelled_total",
+                          "Cancellations taken, by the status they left the task in (failed: "
+                          "ended at once; running: its worker is asked to stop).",
+                          ["service", "status"])
 STATUS_REPORTS = Counter("taskmill_api_status_reports_total", "Worker status reports accepted.",
                          ["service", "status"])
 STATE_CONFLICTS = Counter("taskmill_api_state_conflicts_total",

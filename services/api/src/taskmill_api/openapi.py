@@ -26,13 +26,16 @@ SUMMARIES = {
     "/api/update_task": "Change the condition of a task that is not waiting or running "
                         "(updateTask).",
     "/api/service_task": "The configured services (serviceTask).",
+    "/api/cancel_task": "Cancel a task (extension): ready or waiting ends failed at once; a "
+                        "running one's worker is asked to stop, and the task ends failed "
+                        "within lifecycle.cancel_grace_s. 409 once it has ended.",
 }
 
 # Which routes name one task (404 when it does not exist) or change its state (409).
 ONE_TASK = ("/api/update_status_task", "/api/heartbeat_task", "/api/result_task",
-            "/api/start_task", "/api/update_task")
+            "/api/start_task", "/api/update_task", "/api/cancel_task")
 CHANGES_STATE = ("/api/update_status_task", "/api/heartbeat_task", "/api/start_task",
-                 "/api/update_task")
+                 "/api/update_task", "/api/cancel_task")
 
 # What a client can do next with the task_id create_task answers (OpenAPI links: they
 # document the flow and let a stateful test follow it).
@@ -47,6 +50,7 @@ LINKS = {"/api/create_task": {
                "requestBody": {"data": {"task_id": NEW_TASK, "status": "failed",
                                         "message": "given up"}}},
     "heartbeat": {"operationId": "heartbeat_task", "requestBody": {"data": {"task_id": NEW_TASK}}},
+    "cancel": {"operationId": "cancel_task", "requestBody": {"task_id": NEW_TASK}},
 }}
 
 ERRORS = {

@@ -12,7 +12,7 @@ from taskmill_api.validation import Validator
 
 
 class Tasks:
-    """The contract's eight POST routes (one responder per route, by suffix)."""
+    """The contract's POST routes (one responder per route, by suffix)."""
 
     def __init__(self, config: Config, store: TaskStore) -> None:
         self._config = config
@@ -21,11 +21,18 @@ class Tasks:
 
     def on_post_create(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.create_task(req.context.body)
-        task = self._store.create(self._config.service(ask.service), ask.condition, ask.start)
-        metrics.TASKS_CREATED.labels(ask.service).inc()
-        if ask.start:
-            metrics.TASKS_STARTED.labels(ask.service).inc()
-        resp.media = {"result": "ok", "task_id": task["task_id"]}
+        service = self._config.service(ask.service)
+        if ask.idempotency_key is None:
+            task, created = self._store.create(service, ask.condition, ask.start), None
+        else:
+            task, created = self._store.create_once(service, ask.condition, ask.start,
+                                                    ask.idempotency_key)
+        if created is not False:
+            metrics.TASKS_CREATED.labels(ask.service).inc()
+            if ask.start:
+                metrics.TASKS_STARTED.labels(ask.service).inc()
+        resp.media = {"result": "ok", "task_id": task["task_id"],
+                      **({} if created is None else {"created": created})}
 
     def on_post_status(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.status_task(req.context.body)
@@ -46,7 +53,8 @@ class Tasks:
         task = self._store.heartbeat(ask.task_id, ask.attempt, ask.progress, ask.message)
         resp.media = {"result": "ok", "status": {"task_id": task["task_id"],
                                                  "status": task["status"],
-                                                 "lease_until": iso(task["lease_until"])}}
+                                                 "lease_until": iso(task["lease_until"]),
+                                                 "cancel": task["cancel"]}}
 
     def on_post_result(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.result_task(req.context.body)
@@ -68,6 +76,12 @@ class Tasks:
         ask = self._check.update_task(req.context.body)
         task = self._store.update_condition(ask.task_id, ask.condition)
         resp.media = {"result": "ok", "task_id": task["task_id"]}
+
+    def on_post_cancel(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ask = self._check.cancel_task(req.context.body)
+        task = self._store.cancel(ask.task_id, ask.reason)
+        metrics.TASKS_CANCELLED.labels(task["service"], task["status"]).inc()
+        resp.media = {"result": "ok", "task_id": task["task_id"], "status": task["status"]}
 
     def on_post_services(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._check.service_task(req.context.body)

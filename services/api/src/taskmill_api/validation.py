@@ -27,11 +27,18 @@ class CreateTask:
     service: str
     condition: dict[str, Any]
     start: bool
+    idempotency_key: str | None
 
 
 @dataclass(frozen=True)
 class TaskRef:
     task_id: str
+
+
+@dataclass(frozen=True)
+class Cancel:
+    task_id: str
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,8 @@ class Validator:
     def create_task(self, body: Any) -> CreateTask:
         data = self._body("/api/create_task", body)["data"]
         return CreateTask(service=data["service"], condition=data["condition"],
-                          start=data.get("start", False))
+                          start=data.get("start", False),
+                          idempotency_key=data.get("idempotency_key"))
 
     def status_task(self, body: Any) -> StatusQuery:
         items = self._body("/api/status_task", body)["data"]
@@ -121,6 +129,10 @@ class Validator:
         data = self._body("/api/tasks", body)
         return ListQuery(page=data.get("page", 1), p_size=data.get("p_size", 10),
                          service=data.get("service"), status=data.get("status"))
+
+    def cancel_task(self, body: Any) -> Cancel:
+        data = _unwrapped(self._body("/api/cancel_task", body))
+        return Cancel(task_id=data["task_id"], reason=data.get("reason") or None)
 
     def service_task(self, body: Any) -> None:
         self._body("/api/service_task", body)

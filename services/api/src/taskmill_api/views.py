@@ -21,6 +21,7 @@ def status_item(task_id: str, task: Task | None) -> dict[str, Any]:
         "end_time": iso(task.get("end_time")),
         "attempt": task.get("attempt", 0),
         "progress": task.get("progress"),
+        "cancelled": bool(task.get("cancelled")),
     }
 
 
@@ -38,6 +39,7 @@ def result(task: Task) -> dict[str, Any]:
         "end_time": iso(end),
         "spend_time": round((end - start).total_seconds(), 3) if start and end else None,
         "attempt": task.get("attempt", 0),
+        "cancelled": bool(task.get("cancelled")),
         "history": [history_event(e) for e in task.get("history", [])],
     }
 

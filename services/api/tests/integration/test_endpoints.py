@@ -264,3 +264,58 @@ def test_heartbeat_renews_a_running_tasks_lease(client):
     assert (status["progress"], status["message"]) == (0.5, "half")
     bad = post(client, "/api/heartbeat_task", {"data": {"task_id": task_id, "progress": 2}})
     assert bad.status_code == 400
+
+
+def test_cancel_task_answers_the_status_it_left_and_refuses_what_it_cannot(client, store):
+    """cancel_task: a ready task ends failed, `cancelled` shows in status and result; an
+    ended task is a 409, an unknown one a 404, a bad body a 400; none changes anything."""
+    task_id = create(client)
+    answer = post(client, "/api/cancel_task", {"task_id": task_id, "reason": "typo in condition"})
+    assert answer.json == {"result": "ok", "task_id": task_id, "status": "failed"}
+    [status] = post(client, "/api/status_task", {"data": [{"task_id": task_id}]}).json["status"]
+    assert (status["status"], status["message"], status["cancelled"]) == \
+        ("failed", "cancelled: typo in condition", True)
+    assert post(client, "/api/result_task", {"data": {"task_id": task_id}}).json["cancelled"] is True
+    before = store.get(task_id)
+    for body, code, message in [
+        ({"data": {"task_id": task_id}}, 409, "only a task that has not ended"),
+        ({"task_id": UNKNOWN}, 404, UNKNOWN),
+        ({"task_id": task_id, "reason": "x" * 501}, 400, "reason"),
+        ({"task_id": task_id, "reason": 7}, 400, "reason"),
+        ({"task_id": task_id, "why": "?"}, 400, "why"),
+    ]:
+        answer = post(client, "/api/cancel_task", body)
+        assert answer.status_code == code and message in answer.json["message"], answer.json
+    assert store.get(task_id) == before
+    # Started again, it runs like any failed task, no longer marked cancelled.
+    post(client, "/api/start_task", {"task_id": task_id})
+    [status] = post(client, "/api/status_task", {"data": [{"task_id": task_id}]}).json["status"]
+    assert (status["status"], status["cancelled"]) == ("ready", False)
+
+
+def test_a_running_tasks_heartbeat_answers_cancel(client, store):
+    task_id = create(client, start=True)
+    store.outbox.mark_published(store.outbox.claim_due(10, 30, ["aaa"]))
+    report(client, task_id, "running", attempt=1)
+    beat = {"data": {"task_id": task_id, "attempt": 1}}
+    assert post(client, "/api/heartbeat_task", beat).json["status"]["cancel"] is False
+    assert post(client, "/api/cancel_task", {"task_id": task_id}).json["status"] == "running"
+    assert post(client, "/api/heartbeat_task", beat).json["status"]["cancel"] is True
+    answer = report(client, task_id, "failed", message="stopped", attempt=1)
+    assert answer.json["status"]["status"] == "failed"
+    assert store.get(task_id)["status_message"]["failed"] == "cancelled: by client"
+
+
+def test_create_with_an_idempotency_key_answers_the_first_task(client, store):
+    data = {"service": "aaa", "condition": {"q": 1}, "idempotency_key": "invoice 2026/12-01"}
+    first = post(client, "/api/create_task", {"data": data}).json
+    again = post(client, "/api/create_task", {"data": data}).json
+    assert first == {"result": "ok", "task_id": first["task_id"], "created": True}
+    assert again == {**first, "created": False}
+    assert store.counts.total("aaa") == 1
+    answer = post(client, "/api/create_task", {"data": {**data, "condition": {"q": 2}}})
+    assert answer.status_code == 409 and "another request" in answer.json["message"]
+    for key in ("", "x" * 129, "tab\there", "é"):
+        answer = post(client, "/api/create_task", {"data": {**data, "idempotency_key": key}})
+        assert answer.status_code == 400 and "idempotency_key" in answer.json["message"], key
+    assert store.counts.total("aaa") == 1

@@ -20,6 +20,7 @@ from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
 from taskmill_dispatcher.recovery import Recovery
 from taskmill_dispatcher.relay import Relay, delivery_timeout_s
+from taskmill_dispatcher.retention import Retention
 from taskmill_dispatcher.stats import TaskStats
 from taskmill_dispatcher.topics import ensure_topics
 
@@ -27,7 +28,8 @@ log = logging.getLogger("taskmill_dispatcher")
 
 
 class Dispatcher:
-    """The relay and recovery loop, with start-up chores retried until they succeed."""
+    """The relay, recovery and retention loop, with start-up chores retried until they
+    succeed."""
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
                  admin: AdminClient, liveness: Liveness) -> None:
@@ -37,6 +39,7 @@ class Dispatcher:
         self._admin = admin
         self._relay = Relay(config, store, producer)
         self._recovery = Recovery(config, store)
+        self._retention = Retention(config, store)
         self._stats = TaskStats(config, store)
         self.liveness = liveness
         self.stopping = threading.Event()
@@ -51,7 +54,8 @@ class Dispatcher:
             try:
                 indexes_ok = indexes_ok or self._ensure_indexes()
                 topics_ok = topics_ok or self._ensure_topics()
-                moved = self._relay.run_once() + self._recovery.run_due()
+                moved = (self._relay.run_once() + self._recovery.run_due()
+                         + self._retention.run_due())
                 self._stats.run_due()
             except DependencyUnavailable as ex:
                 metrics.LOOP_ERRORS.labels("mongodb").inc()

@@ -21,8 +21,12 @@ LOOP_ERRORS = Counter("taskmill_dispatcher_loop_errors_total",
                       "Relay rounds that failed on a dependency.", ["dependency"])
 UP = Gauge("taskmill_dispatcher_up", "1 while the relay loop runs.")
 RECOVERED = Counter("taskmill_dispatcher_recovered_total",
-                    "Tasks whose lease expired, by what became of them (requeued, failed).",
+                    "Tasks whose lease expired, by what became of them (requeued, failed, "
+                    "cancelled: a cancelled run its worker did not stop within cancel_grace_s).",
                     ["service", "outcome"])
+DELETED = Counter("taskmill_dispatcher_deleted_total",
+                  "Ended tasks deleted by retention, by the status they ended in.",
+                  ["service", "status"])
 BACKLOG = Gauge("taskmill_dispatcher_backlog_tasks",
                 "Started tasks not yet published (due now or after a retry's backoff).")
 BACKLOG_AGE = Gauge("taskmill_dispatcher_backlog_oldest_age_seconds",

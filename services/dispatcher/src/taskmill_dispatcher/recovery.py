@@ -36,6 +36,11 @@ class Recovery:
     def run_once(self) -> int:
         recovered = self._store.leases.recover_expired(self._batch_size, self._services)
         for task in recovered:
+            if task.cancelled:
+                metrics.RECOVERED.labels(task.service, "cancelled").inc()
+                log.warning("cancel grace over: the worker did not stop the run; the task ends "
+                            "%s", task.message, extra=task_fields(vars(task)))
+                continue
             outcome = "failed" if task.status == Status.FAILED else "requeued"
             metrics.RECOVERED.labels(task.service, outcome).inc()
             log.warning("lease expired: %s", task.message, extra=task_fields(vars(task)))

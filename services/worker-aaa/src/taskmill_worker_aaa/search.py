@@ -29,4 +29,10 @@ def search_users(condition: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     cursor = users.find(filters, {"_id": 0}).sort("user_id", 1)
     if limit is not None:
         cursor = cursor.limit(limit)
-    return {"total": total, "users": list(cursor)}
+    found = []
+    for user in cursor:
+        if ctx.cancelled:  # cancelled by a client: the rest would be thrown away
+            cursor.close()
+            return {}
+        found.append(user)
+    return {"total": total, "users": found}

@@ -37,10 +37,14 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 def orders_report(condition: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Count and sum orders per group; `{}` is the default report (by country)."""
     params, group_by = _parameters(condition)
+    rows = []
     with ctx.source.cursor() as cursor:
         cursor.execute(QUERIES[group_by], params)
-        rows = [{"key": row["key"], "orders": int(row["orders"]), "amount": _money(row["amount"])}
-                for row in cursor.fetchall()]
+        for row in cursor.fetchall():
+            if ctx.cancelled:  # cancelled by a client while the query ran
+                return {}
+            rows.append({"key": row["key"], "orders": int(row["orders"]),
+                         "amount": _money(row["amount"])})
     return {"group_by": group_by, "rows": rows,
             "total_orders": sum(r["orders"] for r in rows),
             "total_amount": round(sum(r["amount"] for r in rows), 2)}

@@ -4,7 +4,8 @@ A task's `_id` is its task_id: the one unique key, served by the primary index o
 engine. A task in the outbox (started, not yet published) is due for publication at
 `start_requested_at` (a retry's backoff puts that in the future); a dispatcher's claim on
 it is `claim_until` and `claim_token`. Entering or leaving the outbox sets them together
-and always drops the claim.
+and always drops the claim. A running task asked to stop holds `cancel_message` (what it
+will end with); a task that ended so has `cancelled` true.
 """
 
 from __future__ import annotations
@@ -31,15 +32,18 @@ LIST_INDEXES: dict[tuple[str, ...], tuple[str, list[tuple[str, int]]]] = {
 }
 OUTBOX_INDEX = ("outbox_due", [("outbox", 1), ("start_requested_at", 1)])
 LEASE_INDEX = ("leases", [("status", 1), ("lease_until", 1)])
-INDEXES = [*LIST_INDEXES.values(), OUTBOX_INDEX, LEASE_INDEX]
+RETENTION_INDEX = ("retention", [("service", 1), ("status", 1), ("end_time", 1)])
+INDEXES = [*LIST_INDEXES.values(), OUTBOX_INDEX, LEASE_INDEX, RETENTION_INDEX]
 
 STATUS_FIELDS = {"_id": 0, "task_id": 1, "status": 1, "status_message": 1, "start_time": 1,
-                 "end_time": 1, "attempt": 1, "progress": 1}
+                 "end_time": 1, "attempt": 1, "progress": 1, "cancelled": 1}
 LIST_FIELDS = {"_id": 0, "task_id": 1, "service": 1, "status": 1, "condition": 1, "create_time": 1}
 # What a dispatcher needs of a claimed task: everything but the history.
 RELAY_FIELDS = {"_id": 0, "history": 0}
 
 UNCLAIMED: dict[str, Any] = {"claim_until": None, "claim_token": None}
+# No cancellation asked of the current run, and the task did not end cancelled.
+NOT_CANCELLED: dict[str, Any] = {"cancel_message": None, "cancelled": False}
 UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None, **UNCLAIMED}
 
 
@@ -76,8 +80,17 @@ def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any],
         **(queued(now) if start else UNQUEUED),
         "lease_until": None,
         "progress": None,
+        **NOT_CANCELLED,
         "history": [event(Status.READY, now, attempt, "started" if start else None)],
     }
+
+
+def cancelled(message: str, now: datetime, attempt: int) -> dict[str, Any]:
+    """The update that ends a task failed because it was cancelled."""
+    return {"$set": {"status": Status.FAILED.value, "status_message.failed": message,
+                     "cancelled": True, "end_time": now, "lease_until": None, **UNQUEUED,
+                     "update_time": now},
+            "$push": {"history": event(Status.FAILED, now, attempt, message)}}
 
 
 def event(status: Status, when: datetime, attempt: int, message: Any) -> dict[str, Any]:

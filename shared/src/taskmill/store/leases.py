@@ -3,7 +3,9 @@
 A running task's lease lapses when its worker stops renewing it (the worker died or
 stalled); a waiting task's when no worker took its message within waiting_timeout_s.
 Each is put back to waiting with a new attempt and queued for publication again, until the
-run has had max_attempts attempts; then it fails.
+run has had max_attempts attempts; then it fails. A running task that was cancelled has
+cancel_grace_s as its lease: when that lapses, its worker did not stop it, and it ends
+failed, cancelled, without another attempt.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pymongo.collection import Collection
 from taskmill.schema import BUSY, Status
 from taskmill.store.connection import unavailable_as_error
 from taskmill.store.counts import TaskCounts
-from taskmill.store.documents import LEASE_INDEX, Task, event, queued
+from taskmill.store.documents import LEASE_INDEX, Task, cancelled, event, queued
 
 Clock = Callable[[], datetime]
 
@@ -32,6 +34,7 @@ class Recovered:
     status: Status  # waiting (run again) or failed
     attempt: int
     message: str
+    cancelled: bool = False
 
 
 class Leases:
@@ -49,7 +52,8 @@ class Leases:
         now = self._clock()
         query = {"status": {"$in": [s.value for s in BUSY]}, "lease_until": {"$lt": now},
                  "service": {"$in": list(services)}}
-        fields = {"_id": 1, "status": 1, "service": 1, "attempt": 1, "run_attempts": 1}
+        fields = {"_id": 1, "status": 1, "service": 1, "attempt": 1, "run_attempts": 1,
+                  "cancel_message": 1}
         with unavailable_as_error():
             expired = list(self._tasks.find(query, fields).sort("lease_until", 1)
                            .hint(LEASE_INDEX[0]).limit(-limit))  # one batch: see TaskStore.list
@@ -59,7 +63,11 @@ class Leases:
     def _recover(self, task: Task, now: datetime) -> Recovered | None:
         lost = "worker lost" if task["status"] == Status.RUNNING else "no worker took the task"
         tries = task["run_attempts"]
-        if tries >= self._max_attempts:
+        cancel = task.get("cancel_message") if task["status"] == Status.RUNNING else None
+        if cancel is not None:
+            status, attempt, message = Status.FAILED, task["attempt"], cancel
+            update = cancelled(message, now, attempt)
+        elif tries >= self._max_attempts:
             status, attempt = Status.FAILED, task["attempt"]
             message = f"{lost} after {tries} attempts"
             update = {"$set": {"status": status.value, "status_message.failed": message,
@@ -75,7 +83,7 @@ class Leases:
         if not done.modified_count:
             return None
         self._counts.moved(task["service"], task["status"], status.value)
-        return Recovered(task["_id"], task["service"], status, attempt, message)
+        return Recovered(task["_id"], task["service"], status, attempt, message, cancel is not None)
 
 
 def run_again(now: datetime, attempt: int, run_attempts: int, due: datetime,

@@ -3,13 +3,15 @@
 Each change of a task is one conditional update of its document whose filter states the
 change's precondition (the transitions of `taskmill.schema`, the attempt it belongs to),
 so it is atomic on MongoDB and on the local engine alike, without transactions, and a
-refused change costs one more read to say why. The dispatcher's side lives in `outbox` and
-`leases`, the per-status counts in `counts`. Connection problems surface as
+refused change costs one more read to say why. The dispatcher's side lives in `outbox`,
+`leases` and `retention`, the per-status counts in `counts`. Connection problems surface as
 `DependencyUnavailable`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,16 +21,26 @@ from pymongo.errors import DuplicateKeyError
 
 from taskmill.config import Config, LifecycleConfig, RetryConfig, ServiceConfig
 from taskmill.errors import StateConflict, TaskNotFound
-from taskmill.schema import FINAL, STARTABLE, WORKER_TRANSITIONS, Status, new_task_id, utcnow
+from taskmill.schema import (
+    FINAL,
+    STARTABLE,
+    WORKER_TRANSITIONS,
+    Status,
+    keyed_task_id,
+    new_task_id,
+    utcnow,
+)
 from taskmill.store.connection import connect, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import (
     INDEXES,
     LIST_FIELDS,
     NEWEST,
+    NOT_CANCELLED,
     STATUS_FIELDS,
     UNQUEUED,
     Task,
+    cancelled,
     event,
     list_index,
     new_task,
@@ -37,6 +49,7 @@ from taskmill.store.documents import (
 from taskmill.store.leases import Leases, run_again
 from taskmill.store.monitoring import CommandCounter
 from taskmill.store.outbox import Outbox
+from taskmill.store.retention import Retention
 
 Clock = Callable[[], datetime]
 
@@ -58,9 +71,11 @@ class TaskStore:
         self._clock = clock
         self._new_id = id_factory
         self._lease = timedelta(seconds=lifecycle.lease_s)
+        self._cancel_grace = timedelta(seconds=lifecycle.cancel_grace_s)
         self.counts = TaskCounts(collection)
         self.outbox = Outbox(collection, self.counts, clock, lifecycle.waiting_timeout_s)
         self.leases = Leases(collection, self.counts, clock, lifecycle.max_attempts)
+        self.retention = Retention(collection, self.counts, clock)
 
     @classmethod
     def open(cls, config: Config, appname: str = "taskmill") -> TaskStore:
@@ -128,6 +143,37 @@ class TaskStore:
         self.counts.moved(service.name, None, Status.READY.value)
         return task
 
+    def create_once(self, service: ServiceConfig, condition: Mapping[str, Any], start: bool,
+                    idempotency_key: str) -> tuple[Task, bool]:
+        """Create the task an idempotency key stands for, unless it exists: (task, created).
+
+        The key names the task id (`keyed_task_id`), so the primary index makes concurrent
+        creates with one key race-free: one insert wins, the others read what it made. The
+        same key with another request (condition, start) is a conflict.
+        """
+        task_id = keyed_task_id(service.name, idempotency_key)
+        fingerprint = request_fingerprint(condition, start)
+        for _ in range(_RACE_ATTEMPTS):
+            task = new_task(task_id, service, condition, start, self._clock())
+            task.update(idempotency_key=idempotency_key, request_fingerprint=fingerprint)
+            with unavailable_as_error():
+                try:
+                    self._tasks.insert_one(task)
+                except DuplicateKeyError:
+                    existing = self._tasks.find_one({"_id": task_id}, STATUS_FIELDS | {
+                        "service": 1, "request_fingerprint": 1})
+                else:
+                    self.counts.moved(service.name, None, Status.READY.value)
+                    return task, True
+            if existing is None:
+                continue  # deleted (retention) since the insert collided: create it now
+            if existing.get("request_fingerprint") != fingerprint:
+                raise StateConflict(f"idempotency_key {idempotency_key!r} of service {service.name} "
+                                    f"was used for another request (task {task_id}): a different "
+                                    "condition or start")
+            return existing, False
+        raise StateConflict(f"task {task_id} is being changed concurrently; try again")
+
     def request_start(self, task_id: str) -> Task:
         """Record the start of a ready or failed task (the dispatcher publishes it)."""
         for _ in range(_RACE_ATTEMPTS):
@@ -140,7 +186,8 @@ class TaskStore:
             now, attempt = self._clock(), task["attempt"] + 1
             update = {"$set": {"status": Status.READY.value, "attempt": attempt, "run_attempts": 1,
                                **queued(now), "lease_until": None, "start_time": None,
-                               "end_time": None, "result": None, "progress": None, "update_time": now},
+                               "end_time": None, "result": None, "progress": None,
+                               **NOT_CANCELLED, "update_time": now},
                       "$push": {"history": event(Status.READY, now, attempt, "started")}}
             # The attempt changes with every start and requeue: it pins the state read above.
             if self._changed(task_id, {"status": task["status"], "attempt": task["attempt"],
@@ -164,6 +211,34 @@ class TaskStore:
         state = "already started" if _start_pending(current) else current["status"]
         raise StateConflict(f"task {task_id} is {state}; its condition cannot change until it ends")
 
+    def cancel(self, task_id: str, reason: str | None = None) -> Task:
+        """Cancel a task that has not ended. A ready or waiting one ends failed now (a
+        message of it already on Kafka is then refused to the worker that takes it); a
+        running one is asked to stop: its worker learns it from its next heartbeat and
+        reports, or the dispatcher ends it after cancel_grace_s (see `Leases`)."""
+        message = f"cancelled: {reason or 'by client'}"
+        for _ in range(_RACE_ATTEMPTS):
+            task = self._read(task_id, {"status": 1, "attempt": 1, "service": 1, "cancel_message": 1})
+            status = task["status"]
+            if status in FINAL:
+                raise StateConflict(f"task {task_id} is {status}; only a task that has not "
+                                    "ended can be cancelled")
+            answer = {**task, "task_id": task_id}
+            pinned = {"status": status, "attempt": task["attempt"]}
+            now = self._clock()
+            if status == Status.RUNNING:
+                if task.get("cancel_message") is not None:
+                    return answer  # asked already
+                # The lease becomes the grace: heartbeats no longer renew it (see heartbeat).
+                update = {"$set": {"cancel_message": message, "lease_until": now + self._cancel_grace,
+                                   "update_time": now}}
+                if self._changed(task_id, {**pinned, "cancel_message": None}, update):
+                    return answer
+            elif self._changed(task_id, pinned, cancelled(message, now, task["attempt"])):
+                self.counts.moved(task["service"], status, Status.FAILED.value)
+                return {**answer, "status": Status.FAILED.value}
+        raise StateConflict(f"task {task_id} is being changed concurrently; try again")
+
     # -- changes reported by workers ------------------------------------------------------
 
     def report(self, task_id: str, status: Status, message: Any = None,
@@ -174,7 +249,9 @@ class TaskStore:
         Reports are idempotent per attempt: the same report again (a request retried after
         its answer was lost) is answered as the first was, and changes nothing. A failure
         reported with `retry` is run again when the service's retry policy has
-        attempts left (after its backoff); otherwise the task ends failed.
+        attempts left (after its backoff); otherwise the task ends failed. A run asked to
+        stop (`cancel`) ends failed with the cancellation's message whatever it reports,
+        and once it has ended so, every later report of it is refused.
         """
         now = self._clock()
         fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message,
@@ -187,7 +264,8 @@ class TaskStore:
             fields.update(result=dict(result or {}), progress=1.0)
         for _ in range(_RACE_ATTEMPTS):
             if attempt is None or retry:  # needs the task's attempt or its retry count first
-                task = self._read(task_id, {"status": 1, "attempt": 1, "run_attempts": 1, "service": 1})
+                task = self._read(task_id, {"status": 1, "attempt": 1, "run_attempts": 1, "service": 1,
+                                            "cancel_message": 1})
                 _check_attempt(task_id, task, attempt)
                 retried = self._retried(task_id, task, status, retry, message, now)
                 if retried is not None:
@@ -196,18 +274,16 @@ class TaskStore:
             else:
                 known = attempt
             update = {"$set": fields, "$push": {"history": event(status, now, known, message)}}
-            before = self._apply(task_id, {"attempt": known, **_reportable(status)}, update)
+            precondition = {"attempt": known, **_reportable(status)}
+            if status != Status.RUNNING:
+                precondition["cancel_message"] = None
+            before = self._apply(task_id, precondition, update)
             if before is not None:
                 self.counts.moved(before["service"], before["status"], status.value)
                 return {**before, "status": status.value, "lease_until": fields["lease_until"]}
-            current = self._read(task_id, {"status": 1, "attempt": 1, "outbox": 1, "service": 1,
-                                           "lease_until": 1})
-            _check_attempt(task_id, current, known)
-            if current["status"] == status:  # the same report again (a retried request): done
-                return {"task_id": task_id, "service": current["service"], "status": status.value,
-                        "lease_until": current.get("lease_until")}
-            if not _may_report(current, status):
-                raise StateConflict(f"task {task_id} cannot go from {current['status']} to {status}")
+            answer = self._refused_report(task_id, status, known, now)
+            if answer is not None:
+                return answer
         raise StateConflict(f"task {task_id} is being changed concurrently; try again")
 
     def heartbeat(self, task_id: str, attempt: int | None, progress: float | None = None,
@@ -219,23 +295,59 @@ class TaskStore:
             fields["progress"] = progress
         if message is not None:
             fields["status_message.running"] = message
-        precondition: dict[str, Any] = {"status": Status.RUNNING.value}
+        precondition: dict[str, Any] = {"status": Status.RUNNING.value, "cancel_message": None}
         if attempt is not None:
             precondition["attempt"] = attempt
         if self._apply(task_id, precondition, {"$set": fields}) is not None:
-            return {"task_id": task_id, "status": Status.RUNNING.value, "lease_until": fields["lease_until"]}
-        current = self._read(task_id, {"status": 1, "attempt": 1})
+            return {"task_id": task_id, "status": Status.RUNNING.value,
+                    "lease_until": fields["lease_until"], "cancel": False}
+        current = self._read(task_id, {"status": 1, "attempt": 1, "lease_until": 1, "cancel_message": 1})
         _check_attempt(task_id, current, attempt)
+        if current["status"] == Status.RUNNING and current.get("cancel_message") is not None:
+            # Asked to stop: the lease is not renewed past the cancellation's grace.
+            return {"task_id": task_id, "status": Status.RUNNING.value,
+                    "lease_until": current["lease_until"], "cancel": True}
         raise StateConflict(f"task {task_id} is {current['status']}; only a running task has a "
                             "lease to renew")
 
     # -- internals ---------------------------------------------------------------------
+
+    def _refused_report(self, task_id: str, status: Status, attempt: int, now: datetime) -> Task | None:
+        """Why a report's update found nothing to change: the answer when it stands anyway
+        (repeated, or the end of a cancelled run), None to try again, or a raised conflict."""
+        current = self._read(task_id, {"status": 1, "attempt": 1, "outbox": 1, "service": 1,
+                                       "lease_until": 1, "cancel_message": 1, "cancelled": 1})
+        _check_attempt(task_id, current, attempt)
+        if current.get("cancel_message") is not None and _may_report(current, status):
+            return self._end_cancelled(task_id, current, now)
+        if current.get("cancelled"):
+            raise StateConflict(f"task {task_id} was cancelled; this run's reports are no "
+                                "longer taken")
+        if current["status"] == status:  # the same report again (a retried request): done
+            return {"task_id": task_id, "service": current["service"], "status": status.value,
+                    "lease_until": current.get("lease_until")}
+        if not _may_report(current, status):
+            raise StateConflict(f"task {task_id} cannot go from {current['status']} to {status}")
+        return None
+
+    def _end_cancelled(self, task_id: str, task: Task, now: datetime) -> Task | None:
+        """End a run that was asked to stop failed, with the cancellation's message (None:
+        it changed meanwhile)."""
+        message = task["cancel_message"]
+        if not self._changed(task_id, {"status": task["status"], "attempt": task["attempt"],
+                                       "cancel_message": message},
+                             cancelled(message, now, task["attempt"])):
+            return None
+        self.counts.moved(task["service"], task["status"], Status.FAILED.value)
+        return {"task_id": task_id, "service": task["service"], "status": Status.FAILED.value,
+                "lease_until": None}
 
     def _retried(self, task_id: str, task: Task, status: Status, retry: bool, message: Any,
                  now: datetime) -> Task | None:
         """Queue the task for another run if this is a retryable failure with attempts left."""
         policy = self._retries.get(task["service"])
         if not (status == Status.FAILED and retry and policy is not None
+                and task.get("cancel_message") is None
                 and task["run_attempts"] < policy.max_attempts):
             return None
         if not _may_report(task, status):
@@ -268,6 +380,13 @@ class TaskStore:
         with unavailable_as_error():
             return bool(self._tasks.update_one({"_id": task_id, **precondition}, dict(update))
                         .modified_count)
+
+
+def request_fingerprint(condition: Mapping[str, Any], start: bool) -> str:
+    """What makes two creates the same request, as a short stable digest."""
+    text = json.dumps({"condition": condition, "start": start}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _reportable(status: Status) -> dict[str, Any]:

@@ -5,14 +5,17 @@
     def run(condition: dict, ctx: TaskContext) -> dict:
         if "limit" in condition and not isinstance(condition["limit"], int):
             raise TaskFailed("limit must be an integer")   # ends the task failed
-        ctx.progress(0.5, "halfway")
+        for step in range(100):
+            if ctx.cancelled:                               # cancelled by a client: stop
+                return {}
+            ctx.progress(step / 100, "working")             # raises TaskCancelled as well
         return {"answer": 42}                               # ends the task finished
 
     def main() -> None:
         serve("aaa", run)
 """
 
-from taskmill.worker.context import TaskContext, TaskFailed
+from taskmill.worker.context import TaskCancelled, TaskContext, TaskFailed
 from taskmill.worker.runner import Worker, serve
 
-__all__ = ["TaskContext", "TaskFailed", "Worker", "serve"]
+__all__ = ["TaskCancelled", "TaskContext", "TaskFailed", "Worker", "serve"]

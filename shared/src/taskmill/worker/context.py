@@ -21,6 +21,11 @@ class TaskFailed(Exception):
         self.retry = retry
 
 
+class TaskCancelled(Exception):
+    """Raised by `ctx.progress` once the run is to stop (the task was cancelled, or its
+    lease lost): the algorithm unwinds from where it reports progress. It need not catch it."""
+
+
 @dataclass
 class TaskContext:
     """The running task: its identity, its data source and a way to report progress."""
@@ -32,13 +37,15 @@ class TaskContext:
     _source: Callable[[], Any] = field(repr=False)
     _progress: Callable[[float | None, Any], None] = field(repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def cancelled(self) -> bool:
-        """True once this run should stop: its lease was lost (the task runs again as another
-        attempt, whose outcome counts). An algorithm that loops can check it and return;
-        whatever it returns then is not reported."""
-        return self._stop.is_set()
+        """True once this run should stop: a client cancelled the task (the worker learns it
+        from its next heartbeat, and reports the task failed, cancelled) or the run's lease
+        was lost (another attempt runs it). An algorithm that loops checks it and returns
+        early; whatever it returns then is not its task's result."""
+        return self._stop.is_set() or self._cancel.is_set()
 
     @property
     def source(self) -> Any:
@@ -46,7 +53,10 @@ class TaskContext:
         return self._source()
 
     def progress(self, fraction: float | None = None, message: Any = None) -> None:
-        """Report progress (0..1) and an optional message; also renews the task's lease."""
+        """Report progress (0..1) and an optional message; also renews the task's lease.
+        Raises TaskCancelled once the run is to stop."""
         if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise ValueError("progress must be between 0 and 1")
+        if self.cancelled:
+            raise TaskCancelled(f"task {self.task_id} is to stop")
         self._progress(fraction, message)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-TASKS = Counter("taskmill_worker_tasks_total", "Tasks run to an outcome.", ["service", "outcome"])
+TASKS = Counter("taskmill_worker_tasks_total", "Tasks run to an outcome (finished, failed, "
+                "cancelled).", ["service", "outcome"])
 RUN_SECONDS = Histogram("taskmill_worker_run_duration_seconds", "Time the algorithm ran.",
                         ["service"], buckets=(.01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 1800, 3600))
 IN_FLIGHT = Gauge("taskmill_worker_tasks_in_flight", "Tasks being run now.", ["service"])

@@ -5,6 +5,8 @@ Effects once: the api refuses a `running` report for a task that is already runn
 finished, failed, or at another attempt, and the worker then skips the message.
 Long tasks: the algorithm runs in a thread while this loop keeps polling Kafka with its
 partitions paused, so the consumer stays in its group however long the task takes.
+Cancellation: a heartbeat answered `cancel` sets `ctx.cancelled`; the run is reported
+failed when the algorithm returns, or after cancel_grace_s without waiting for it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from taskmill.kafka import consumer_conf
 from taskmill.logs import clip, setup_logging
 from taskmill.schema import Status
 from taskmill.worker import metrics
-from taskmill.worker.context import TaskContext, TaskFailed
+from taskmill.worker.context import TaskCancelled, TaskContext, TaskFailed
 from taskmill.worker.sources import Sources
 
 log = logging.getLogger("taskmill.worker")
@@ -78,6 +80,8 @@ class Outcome:
 
 # What _execute answers for a run whose lease was lost meanwhile: nothing to report.
 LEASE_LOST = Outcome(Status.FAILED, message="lease lost")
+# A cancelled run (the store records the client's reason in its place).
+CANCELLED = Outcome(Status.FAILED, message="cancelled")
 
 
 class Worker:
@@ -149,13 +153,13 @@ class Worker:
     def _execute(self, task: TaskMessage) -> Outcome | None:
         """Run the algorithm: its outcome, LEASE_LOST, or None (given up on shutdown)."""
         box: dict[str, Outcome] = {}
-        stop = threading.Event()
+        stop, cancel = threading.Event(), threading.Event()
         ctx = TaskContext(task_id=task.task_id, service=task.service, attempt=task.attempt,
                           source_name=task.source_name,
                           _source=lambda: self._sources.get(task.source_name),
-                          _progress=lambda fraction, message: self._heartbeat(task, stop, fraction,
-                                                                               message),
-                          _stop=stop)
+                          _progress=lambda fraction, message: self._heartbeat(
+                              task, stop, cancel, fraction, message),
+                          _stop=stop, _cancel=cancel)
         thread = threading.Thread(target=lambda: box.update(outcome=self._call(task, ctx)),
                                   name=f"task-{task.task_id}", daemon=True)
         started = time.monotonic()
@@ -167,7 +171,7 @@ class Worker:
             if thread.is_alive():
                 self._hold_partitions()
                 try:
-                    if not self._wait_for(thread, task, stop):
+                    if not self._wait_for(thread, task, stop, cancel):
                         return None
                 finally:
                     self._release_partitions()
@@ -179,20 +183,35 @@ class Worker:
             log.warning("lease lost while running: the outcome is not reported (another "
                         "attempt runs the task)", extra=_extra(task))
             return LEASE_LOST
+        if cancel.is_set():
+            metrics.TASKS.labels(self._service.name, "cancelled").inc()
+            log.info("cancelled: the run stopped", extra=_extra(task))
+            return CANCELLED
         outcome = box["outcome"]
         metrics.TASKS.labels(self._service.name, outcome.status.value).inc()
         return outcome
 
-    def _wait_for(self, thread: threading.Thread, task: TaskMessage, stop: threading.Event) -> bool:
-        """Keep the consumer and the lease alive until the thread ends (False: gave up)."""
+    def _wait_for(self, thread: threading.Thread, task: TaskMessage, stop: threading.Event,
+                  cancel: threading.Event) -> bool:
+        """Keep the consumer and the lease alive until the thread ends (False: gave up).
+        A cancelled run is waited for cancel_grace_s at most, then left behind."""
         lifecycle = self._config.lifecycle
         next_beat = time.monotonic()
         give_up_at: float | None = None
+        abandon_at: float | None = None
         while thread.is_alive():
             now = time.monotonic()
-            if now >= next_beat:
-                self._heartbeat(task, stop, None, None)
+            if now >= next_beat and not cancel.is_set():
+                self._heartbeat(task, stop, cancel, None, None)
                 next_beat = now + lifecycle.heartbeat_s
+            if cancel.is_set() and abandon_at is None:
+                abandon_at = now + lifecycle.cancel_grace_s
+            if abandon_at is not None and now > abandon_at:
+                log.warning("the algorithm did not stop within cancel_grace_s of its "
+                            "cancellation: its thread is left behind and the task reported "
+                            "failed; closing the data sources it may hold", extra=_extra(task))
+                self._sources.close()
+                return True
             if self.stopping.is_set() and give_up_at is None:
                 give_up_at = now + lifecycle.shutdown_grace_s
             if give_up_at is not None and now > give_up_at:
@@ -205,6 +224,8 @@ class Worker:
     def _call(self, task: TaskMessage, ctx: TaskContext) -> Outcome:
         try:
             result = self._algorithm(dict(task.condition), ctx)
+        except TaskCancelled:
+            return CANCELLED
         except TaskFailed as ex:
             return Outcome(Status.FAILED, message=str(ex), retry=ex.retry)
         except Exception as ex:  # an algorithm's bug must not kill the worker; it is permanent
@@ -259,12 +280,16 @@ class Worker:
             return self._report(task, failure)
         return accepted
 
-    def _heartbeat(self, task: TaskMessage, stop: threading.Event, fraction: float | None,
-                   message: Any) -> None:
-        """Renew the lease; a refusal (409) means the lease is lost: the run is to stop."""
+    def _heartbeat(self, task: TaskMessage, stop: threading.Event, cancel: threading.Event,
+                   fraction: float | None, message: Any) -> None:
+        """Renew the lease. An answer with `cancel` means the task was cancelled, a refusal
+        (409) that the lease is lost: either way the run is to stop."""
         try:
-            self._api.heartbeat(task.task_id, task.attempt, fraction, message)
+            answer = self._api.heartbeat(task.task_id, task.attempt, fraction, message)
             metrics.HEARTBEATS.labels(self._service.name).inc()
+            if answer.get("status", {}).get("cancel") is True and not cancel.is_set():
+                log.info("the task was cancelled: stopping the run", extra=_extra(task))
+                cancel.set()
         except ApiError as ex:
             if ex.http_status == 409:
                 stop.set()

@@ -1,0 +1,48 @@
+"""The dispatcher's retention chore over the real store, its clock moved by the test."""
+
+import pytest
+from prometheus_client import REGISTRY
+
+from taskmill.schema import Status
+from taskmill.store import TaskStore, connect
+from taskmill_dispatcher.retention import Retention
+from tests.helpers import Clock
+
+pytestmark = pytest.mark.integration
+
+DAY_S = 86400
+
+
+def finished_task(store: TaskStore, service) -> str:
+    task_id = store.create(service, {}, start=True)["task_id"]
+    store.outbox.mark_published(store.outbox.claim_due(10, 30, [service.name]))
+    store.report(task_id, Status.RUNNING, attempt=1)
+    store.report(task_id, Status.FINISHED, result={}, attempt=1)
+    return task_id
+
+
+def deleted_total() -> float:
+    labels = {"service": "aaa", "status": "finished"}
+    return REGISTRY.get_sample_value("taskmill_dispatcher_deleted_total", labels) or 0.0
+
+
+def test_each_service_keeps_its_tasks_its_own_number_of_days(make_config):
+    config = make_config(retention={"finished_days": 30, "batch_size": 2,
+                                    "per_service": {"aaa": {"finished_days": 2}}})
+    clock = Clock()
+    store = TaskStore(connect(config.mongo), config.lifecycle, clock=clock)
+    store.ensure_indexes()
+    try:
+        aaa = [finished_task(store, config.service("aaa")) for _ in range(3)]
+        bbb = finished_task(store, config.service("bbb"))
+        clock.advance(3 * DAY_S)
+        before = deleted_total()
+        retention = Retention(config, store)
+        assert retention.run_due() == 2  # a full batch: due again at once
+        assert retention.run_due() == 1
+        assert retention.run_due() == 0  # not due before interval_s
+        assert store.get_many([*aaa, bbb]).keys() == {bbb}
+        assert deleted_total() - before == 3
+        assert store.counts.total("aaa") == 0 and store.counts.total("bbb") == 1
+    finally:
+        store.close()
