@@ -31,11 +31,12 @@ SUMMARIES = {
                         "within lifecycle.cancel_grace_s. 409 once it has ended.",
 }
 
-# Which routes name one task (404 when it does not exist) or change its state (409).
+# Which routes name one task (404 when it does not exist) or may conflict with what is
+# stored (409: its state, or an idempotency key's first request).
 ONE_TASK = ("/api/update_status_task", "/api/heartbeat_task", "/api/result_task",
             "/api/start_task", "/api/update_task", "/api/cancel_task")
-CHANGES_STATE = ("/api/update_status_task", "/api/heartbeat_task", "/api/start_task",
-                 "/api/update_task", "/api/cancel_task")
+MAY_CONFLICT = ("/api/create_task", "/api/update_status_task", "/api/heartbeat_task",
+                "/api/start_task", "/api/update_task", "/api/cancel_task")
 
 # What a client can do next with the task_id create_task answers (OpenAPI links: they
 # document the flow and let a stateful test follow it).
@@ -57,7 +58,8 @@ ERRORS = {
     "400": "Invalid parameter (the message says which and where), or a body that is not JSON.",
     "401": "Missing or wrong token.",
     "404": "Unknown task_id.",
-    "409": "The task's state does not allow the change (the message names both states).",
+    "409": "The task's state does not allow the change (the message names both states), or "
+           "an idempotency_key was used before for another request.",
     "413": "Body larger than api.max_body_bytes.",
     "415": "Content-Type is not application/json.",
     "503": "The task store is unavailable.",
@@ -78,7 +80,7 @@ def _operation(route: str, body: dict[str, Any] | None, answer: dict[str, Any]) 
     if route in LINKS:
         op["responses"]["200"]["links"] = LINKS[route]
     codes = ["400", "401", *(["404"] if route in ONE_TASK else []),
-             *(["409"] if route in CHANGES_STATE else []), "413", "415", "503"]
+             *(["409"] if route in MAY_CONFLICT else []), "413", "415", "503"]
     for code in codes:
         op["responses"][code] = {"description": ERRORS[code],
                                  "content": _json({"$ref": REF + "Exception"})}
