@@ -22,6 +22,7 @@ import argparse
 import copy
 import importlib.resources
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,10 @@ KAFKA_TRIGGER_OPTIONAL = {"bootstrapServers", "bootstrapServersFromEnv", "activa
                           "offsetResetPolicy", "allowIdleConsumers", "scaleToZeroOnInvalidOffset",
                           "excludePersistentLag", "limitToPartitionsWithLag", "version",
                           "partitionLimitation", "sasl", "tls"}
+# What a prometheus trigger must say, and may.
+PROMETHEUS_TRIGGER_KEYS = {"serverAddress", "query", "threshold"}
+PROMETHEUS_TRIGGER_OPTIONAL = {"activationThreshold", "namespace", "customHeaders",
+                               "ignoreNullValues", "queryParameters", "unsafeSsl", "authModes"}
 GRACE_MARGIN_S = 3
 
 
@@ -326,6 +331,8 @@ class Rules:
         expected = config.service(service)
         for trigger in obj["spec"].get("triggers", []):
             meta = trigger.get("metadata", {})
+            if trigger.get("type") == "prometheus":
+                self.check_prometheus_trigger(obj, meta, service)
             if trigger.get("type") != "kafka":
                 continue
             for key in sorted(KAFKA_TRIGGER_KEYS - set(meta)):
@@ -340,6 +347,16 @@ class Rules:
         if obj["spec"].get("maxReplicaCount", 100) > config.kafka.partitions:
             self.add(obj, f"maxReplicaCount exceeds the topic's {config.kafka.partitions} partitions "
                           "(the extra consumers would sit idle)")
+
+    def check_prometheus_trigger(self, obj: dict[str, Any], meta: dict[str, Any], service: str) -> None:
+        for key in sorted(PROMETHEUS_TRIGGER_KEYS - set(meta)):
+            self.add(obj, f"prometheus trigger has no {key}")
+        for key in sorted(set(meta) - PROMETHEUS_TRIGGER_KEYS - PROMETHEUS_TRIGGER_OPTIONAL):
+            self.add(obj, f"prometheus trigger has an unknown key {key} (KEDA would ignore it)")
+        services = set(re.findall(r'service="([^"]*)"', str(meta.get("query", ""))))
+        if services != {service}:
+            about = ", ".join(sorted(services)) or "no service"
+            self.add(obj, f"prometheus trigger's query is about {about}, not {service}")
 
     def check_targets(self) -> None:
         deployments = self.deployments

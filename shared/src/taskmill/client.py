@@ -64,11 +64,13 @@ class ApiClient:
     # -- the contract's routes ------------------------------------------------------------
 
     def create_task(self, service: str, condition: Mapping[str, Any], start: bool = False,
-                    idempotency_key: str | None = None) -> str:
+                    idempotency_key: str | None = None, priority: int | None = None) -> str:
         """Create a task (and start it when start is true); return its task_id. With an
-        idempotency_key, a create repeated with the same key answers the same task."""
+        idempotency_key, a create repeated with the same key answers the same task;
+        priority 0..9 (default 5) orders a service's waiting tasks, highest first."""
         data: dict[str, Any] = _given(service=service, condition=dict(condition),
-                                      start=start or None, idempotency_key=idempotency_key)
+                                      start=start or None, idempotency_key=idempotency_key,
+                                      priority=priority)
         return str(self.call("/api/create_task", {"data": data})["task_id"])
 
     def start_task(self, task_id: str) -> None:

@@ -90,6 +90,12 @@ class LifecycleConfig:
     shutdown_grace_s: float = 25.0
     stall_s: float = 120.0
     cancel_grace_s: float = 30.0
+    # Published tasks a service may have waiting on Kafka, per worker: about lookahead_s of
+    # its recent run time, within [min, max]; the rest of its backlog stays in the store,
+    # ordered by priority.
+    lookahead_s: float = 1.0
+    min_waiting_per_worker: int = 1
+    max_waiting_per_worker: int = 100
 
 
 @dataclass(frozen=True)

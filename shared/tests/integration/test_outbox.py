@@ -1,19 +1,22 @@
-"""The dispatcher's outbox on the real store: claims in start order, exclusive, confirmed
-in batches, and still working after the store has cleaned up what left the outbox."""
+"""The dispatcher's outbox on the real store: claims in priority and start order,
+exclusive, confirmed in batches, and still working after the store has cleaned up what left
+the outbox; what each service has on Kafka."""
 
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskmill.config import ServiceConfig
+from taskmill.config import RetryConfig, ServiceConfig
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
+from tests import helpers
 
 pytestmark = pytest.mark.integration
 
 AAA = ServiceConfig("aaa", "mongo", "mq_aaa", "c_aaa")
 BBB = ServiceConfig("bbb", "mysql", "mq_bbb", "c_bbb")
+RETRY = RetryConfig(max_attempts=2, backoff_s=60)
 
 
 class Clock:
@@ -27,7 +30,7 @@ class Clock:
 
 @pytest.fixture
 def store(make_config):
-    store = TaskStore(connect(make_config().mongo), clock=Clock())
+    store = TaskStore(connect(make_config().mongo), retries={"aaa": RETRY}, clock=Clock())
     store.ensure_indexes()
     yield store
     store.close()
@@ -38,9 +41,9 @@ def test_due_tasks_are_claimed_oldest_start_first_of_the_named_services(store: T
     and a task that is not started never does."""
     started = [store.create(AAA if n % 3 else BBB, {"n": n}, start=True)["task_id"] for n in range(9)]
     store.create(AAA, {}, start=False)
-    claimed = store.outbox.claim_due(100, 30, ["aaa"])
+    claimed = store.outbox.claim_due(100, 30, "aaa")
     assert [t["task_id"] for t in claimed] == [t for n, t in enumerate(started) if n % 3]
-    assert [t["task_id"] for t in store.outbox.claim_due(2, 30, ["bbb"])] == started[0:4:3]
+    assert [t["task_id"] for t in store.outbox.claim_due(2, 30, "bbb")] == started[0:4:3]
 
 
 def test_concurrent_claims_never_share_a_task(store: TaskStore):
@@ -51,7 +54,7 @@ def test_concurrent_claims_never_share_a_task(store: TaskStore):
 
     def claim() -> None:
         barrier.wait()
-        claims.append([t["task_id"] for t in store.outbox.claim_due(40, 30, ["aaa"])])
+        claims.append([t["task_id"] for t in store.outbox.claim_due(40, 30, "aaa")])
 
     threads = [threading.Thread(target=claim) for _ in range(4)]
     for thread in threads:
@@ -64,11 +67,11 @@ def test_concurrent_claims_never_share_a_task(store: TaskStore):
 
 def test_a_confirmed_batch_waits_and_a_released_one_is_claimed_again(store: TaskStore):
     ids = [store.create(AAA, {}, start=True)["task_id"] for _ in range(6)]
-    batch = store.outbox.claim_due(4, 30, ["aaa"])
+    batch = store.outbox.claim_due(4, 30, "aaa")
     assert store.outbox.mark_published(batch[:2]) == 2
     store.outbox.release(batch[2:])
     assert [store.get(t)["status"] for t in ids] == ["waiting"] * 2 + ["ready"] * 4
-    assert [t["task_id"] for t in store.outbox.claim_due(10, 30, ["aaa"])] == ids[2:]
+    assert [t["task_id"] for t in store.outbox.claim_due(10, 30, "aaa")] == ids[2:]
     assert store.counts.total("aaa", "waiting") == 2 and store.counts.total("aaa", "ready") == 4
 
 
@@ -78,9 +81,55 @@ def test_the_claim_works_after_the_store_cleaned_up_what_left_the_outbox(store: 
     (infra/documentdb/patches/). Here hundreds of tasks go through the outbox and out of it,
     the store cleans up, and the next claim must still read the outbox in order."""
     first = [store.create(AAA, {}, start=True)["task_id"] for _ in range(300)]
-    while batch := store.outbox.claim_due(100, 30, ["aaa"]):
+    while batch := store.outbox.claim_due(100, 30, "aaa"):
         store.outbox.mark_published(batch)
     later = [store.create(AAA, {}, start=True)["task_id"] for _ in range(3)]
     vacuum()
-    assert [t["task_id"] for t in store.outbox.claim_due(10, 30, ["aaa"])] == later
+    assert [t["task_id"] for t in store.outbox.claim_due(10, 30, "aaa")] == later
     assert {store.get(t)["status"] for t in first} == {Status.WAITING}
+
+
+def test_a_service_publishes_its_highest_priority_first_then_oldest_start(store: TaskStore):
+    started = {name: store.create(AAA, {}, start=True, priority=priority)["task_id"]
+               for name, priority in (("low", 1), ("first five", 5), ("urgent", 9),
+                                      ("second five", 5), ("lowest", 0))}
+    claimed = [t["task_id"] for t in store.outbox.claim_due(10, 30, "aaa")]
+    assert claimed == [started[name] for name in
+                       ("urgent", "first five", "second five", "low", "lowest")]
+
+
+def test_in_flight_counts_what_is_published_and_not_yet_taken(store: TaskStore):
+    aaa = [store.create(AAA, {}, start=True)["task_id"] for _ in range(4)]
+    store.create(BBB, {}, start=True)
+    store.outbox.mark_published(store.outbox.claim_due(3, 30, "aaa") + store.outbox.claim_due(1, 30, "bbb"))
+    store.report(aaa[0], Status.RUNNING, attempt=1)
+    assert store.outbox.in_flight_by_service(["aaa", "bbb"]) == {"aaa": 2, "bbb": 1}
+    assert [store.outbox.in_flight("aaa", n) for n in (1, 2, 3)] == [1, 2, 2]
+    assert store.outbox.queued() == {"aaa": 1}
+    # A failure run again after a backoff waits in the outbox, not on Kafka.
+    store.report(aaa[0], Status.FAILED, "flaky", attempt=1, retry=True)
+    assert store.get(aaa[0])["status"] == Status.WAITING
+    assert store.outbox.in_flight("aaa", 10) == 2
+    assert store.outbox.queued() == {"aaa": 2}
+
+
+def test_run_seconds_is_the_median_of_the_last_finished_runs(make_config):
+    clock = helpers.Clock()
+    store = TaskStore(connect(make_config().mongo), clock=clock)
+    store.ensure_indexes()
+    try:
+        assert store.outbox.run_seconds("aaa") is None
+        for seconds, status in ((1, Status.FINISHED), (10, Status.FINISHED), (2, Status.FINISHED),
+                                (30, Status.FAILED), (40, None)):
+            task_id = store.create(AAA, {}, start=True)["task_id"]
+            store.outbox.mark_published(store.outbox.claim_due(1, 30, "aaa"))
+            store.report(task_id, Status.RUNNING, attempt=1)
+            clock.advance(seconds)
+            if status is not None:
+                store.report(task_id, status, result={} if status == Status.FINISHED else None,
+                             attempt=1)
+        assert store.outbox.run_seconds("aaa") == 2.0  # failed and running runs do not count
+        assert store.outbox.run_seconds("aaa", last=1) == 2.0
+        assert store.outbox.run_seconds("bbb") is None
+    finally:
+        store.close()

@@ -131,9 +131,9 @@ def test_lifecycle_and_fencing(store: TaskStore):
     """Start, publish, run and finish; stale attempts and illegal moves are refused."""
     task_id = store.create(AAA, {})["task_id"]
     store.request_start(task_id)
-    [claimed] = store.outbox.claim_due(10, 30, ["aaa"])
+    [claimed] = store.outbox.claim_due(10, 30, "aaa")
     assert claimed["task_id"] == task_id
-    assert store.outbox.claim_due(10, 30, ["aaa"]) == []  # claimed: nobody else takes it
+    assert store.outbox.claim_due(10, 30, "aaa") == []  # claimed: nobody else takes it
     assert store.outbox.mark_published([claimed]) == 1
     with pytest.raises(StateConflict, match="cannot go from waiting to finished"):
         store.report(task_id, Status.FINISHED, attempt=1)
@@ -155,7 +155,7 @@ def task_in(store: TaskStore, status: Status) -> str:
     """A task brought to status at attempt 1 the way the system does it."""
     task_id = store.create(AAA, {})["task_id"]
     store.request_start(task_id)
-    [claimed] = store.outbox.claim_due(10, 30, ["aaa"])
+    [claimed] = store.outbox.claim_due(10, 30, "aaa")
     store.outbox.mark_published([claimed])
     if status in (Status.RUNNING, Status.FINISHED):
         store.report(task_id, Status.RUNNING, attempt=1)

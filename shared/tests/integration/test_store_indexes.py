@@ -19,7 +19,15 @@ from pymongo.collection import Collection
 from taskmill.config import MongoConfig, ServiceConfig
 from taskmill.schema import Status, new_task_id, utcnow
 from taskmill.store import TaskStore, connect, new_task
-from taskmill.store.documents import LIST_INDEXES, NEWEST, OUTBOX_INDEX, list_index
+from taskmill.store.documents import (
+    LIST_INDEXES,
+    NEWEST,
+    OUTBOX_INDEX,
+    PRIORITY_INDEX,
+    PUBLISH_ORDER,
+    SERVICE_STATUS_INDEX,
+    list_index,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +109,22 @@ def test_the_dispatcher_reads_due_tasks_in_start_order_from_the_index(filled: Co
     plan = plan_of(filled, {"outbox": True}, sort={"start_requested_at": 1}, limit=200,
                    hint=OUTBOX_INDEX[0])
     assert uses_index(plan) and not sorts(plan), plan
+
+
+def test_a_services_due_tasks_are_read_in_priority_order_from_the_index(filled: Collection):
+    due = {"outbox": True, "service": "aaa", "start_requested_at": {"$lte": utcnow()}}
+    plan = plan_of(filled, due, sort=dict(PUBLISH_ORDER), limit=200, hint=PRIORITY_INDEX[0])
+    assert uses_index(plan) and not sorts(plan), plan
+
+
+@pytest.mark.parametrize("what, query", [
+    ("published tasks no worker took (the relay's room)",
+     {"service": {"$in": ["aaa", "bbb"]}, "status": "waiting", "outbox": False}),
+    ("ended tasks past retention",
+     {"service": "aaa", "status": "finished", "outbox": False, "end_time": {"$lt": utcnow()}}),
+])
+def test_the_dispatchers_counts_and_deletions_are_served_by_an_index(filled: Collection, what, query):
+    assert uses_index(plan_of(filled, query, hint=SERVICE_STATUS_INDEX[0])), what
 
 
 def test_every_list_filter_has_its_index(filled: Collection):

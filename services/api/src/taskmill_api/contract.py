@@ -13,6 +13,7 @@ from typing import Any
 
 from taskmill.config import Config
 from taskmill.schema import INVALID, WORKER_TRANSITIONS, Status
+from taskmill.store.documents import DEFAULT_PRIORITY
 
 Schema = dict[str, Any]
 
@@ -37,6 +38,9 @@ IDEMPOTENCY_KEY = {
     "type": "string", "pattern": r"^[\x20-\x7e]{1,128}$",
     "description": "1 to 128 printable ASCII characters: a create with the same service and "
                    "key answers the task the first one made (a different request is a 409)"}
+PRIORITY = {"type": "integer", "minimum": 0, "maximum": 9, "default": DEFAULT_PRIORITY,
+            "description": "0 (lowest) to 9 (highest): among a service's started tasks waiting "
+                           "for a worker, higher runs first; equal ones oldest start first"}
 KEY = {"type": "string", "pattern": r"^(?:[^$.][^.]*)?$",
        "description": "keys must not start with '$' or contain '.'"}
 
@@ -85,7 +89,7 @@ def requests(config: Config) -> dict[str, Schema | None]:
     return {
         "/api/create_task": wrapped(obj(["service", "condition"], service=service,
                                         condition=condition, start={"type": "boolean"},
-                                        idempotency_key=IDEMPOTENCY_KEY)),
+                                        idempotency_key=IDEMPOTENCY_KEY, priority=PRIORITY)),
         "/api/status_task": wrapped({"type": "array", "minItems": 1,
                                      "maxItems": config.max_status_task,
                                      "items": obj(["task_id"], task_id=TASK_ID)}),

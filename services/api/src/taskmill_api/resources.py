@@ -23,10 +23,10 @@ class Tasks:
         ask = self._check.create_task(req.context.body)
         service = self._config.service(ask.service)
         if ask.idempotency_key is None:
-            task, created = self._store.create(service, ask.condition, ask.start), None
+            task, created = self._store.create(service, ask.condition, ask.start, ask.priority), None
         else:
             task, created = self._store.create_once(service, ask.condition, ask.start,
-                                                    ask.idempotency_key)
+                                                    ask.idempotency_key, ask.priority)
         if created is not False:
             metrics.TASKS_CREATED.labels(ask.service).inc()
             if ask.start:

@@ -24,7 +24,7 @@ Path = tuple[str | int, ...]
 KNOWN = frozenset({
     "type", "enum", "const", "properties", "required", "additionalProperties", "propertyNames",
     "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "minimum", "maximum",
-    "anyOf", "allOf", "if", "then", "$ref", "description", "format", "example",
+    "anyOf", "allOf", "if", "then", "$ref", "description", "format", "example", "default",
     "x-maxJsonBytes", "x-unknownService"})
 PATTERN_ONLY = frozenset({"type", "pattern", "description"})  # a key is a string already
 TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}

@@ -14,6 +14,7 @@ from typing import Any
 from taskmill.config import Config
 from taskmill.errors import InvalidParameter
 from taskmill.schema import Status
+from taskmill.store.documents import DEFAULT_PRIORITY
 from taskmill_api import contract
 from taskmill_api.contract import MAX_DEPTH
 from taskmill_api.schema_check import Checker, Path, vet, where
@@ -28,6 +29,7 @@ class CreateTask:
     condition: dict[str, Any]
     start: bool
     idempotency_key: str | None
+    priority: int
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ class Validator:
         data = self._body("/api/create_task", body)["data"]
         return CreateTask(service=data["service"], condition=data["condition"],
                           start=data.get("start", False),
-                          idempotency_key=data.get("idempotency_key"))
+                          idempotency_key=data.get("idempotency_key"),
+                          priority=data.get("priority", DEFAULT_PRIORITY))
 
     def status_task(self, body: Any) -> StatusQuery:
         items = self._body("/api/status_task", body)["data"]

@@ -69,7 +69,7 @@ def test_the_originals_requests_get_the_originals_answers(client, store):
     # 1.6 start, then a worker's 1.3 updates, then 1.4 result and 1.2 status
     assert post(client, "/api/start_task", {"task_id": task_id}).json == \
         {"result": "ok", "task_id": task_id}
-    store.outbox.mark_published(store.outbox.claim_due(10, 30, ["aaa"]))
+    store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
     assert report(client, task_id, "running", message="msg").json == \
         {"result": "ok", "status": {"task_id": task_id, "status": "running"}}
     report(client, task_id, "finished", result={"x": "x"})
@@ -99,7 +99,7 @@ def test_status_task_answers_in_order_with_invalid_for_unknown(client):
 def test_create_and_start_in_one_call(client, store):
     """`start: true` records the start so the dispatcher picks the task up."""
     task_id = create(client, start=True)
-    [due] = store.outbox.claim_due(10, 30, ["aaa"])
+    [due] = store.outbox.claim_due(10, 30, "aaa")
     assert due["task_id"] == task_id and due["attempt"] == 1
 
 
@@ -295,7 +295,7 @@ def test_cancel_task_answers_the_status_it_left_and_refuses_what_it_cannot(clien
 
 def test_a_running_tasks_heartbeat_answers_cancel(client, store):
     task_id = create(client, start=True)
-    store.outbox.mark_published(store.outbox.claim_due(10, 30, ["aaa"]))
+    store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
     report(client, task_id, "running", attempt=1)
     beat = {"data": {"task_id": task_id, "attempt": 1}}
     assert post(client, "/api/heartbeat_task", beat).json["status"]["cancel"] is False
@@ -319,3 +319,15 @@ def test_create_with_an_idempotency_key_answers_the_first_task(client, store):
         answer = post(client, "/api/create_task", {"data": {**data, "idempotency_key": key}})
         assert answer.status_code == 400 and "idempotency_key" in answer.json["message"], key
     assert store.counts.total("aaa") == 1
+
+
+def test_create_takes_a_priority_from_0_to_9(client, store):
+    urgent = post(client, "/api/create_task",
+                  {"data": {"service": "aaa", "condition": {}, "priority": 9}}).json["task_id"]
+    assert store.get(urgent)["priority"] == 9
+    assert store.get(create(client))["priority"] == 5
+    for priority in (10, -1, "9", 9.5, True, None):
+        answer = post(client, "/api/create_task",
+                      {"data": {"service": "aaa", "condition": {}, "priority": priority}})
+        assert answer.status_code == 400 and "priority" in answer.json["message"], priority
+    assert store.counts.total("aaa") == 2

@@ -23,8 +23,13 @@ from taskmill_dispatcher.relay import Relay, delivery_timeout_s
 from taskmill_dispatcher.retention import Retention
 from taskmill_dispatcher.stats import TaskStats
 from taskmill_dispatcher.topics import ensure_topics
+from taskmill_dispatcher.workers import Capacity
 
 log = logging.getLogger("taskmill_dispatcher")
+
+# How soon to look again for room when a service has more due tasks than room (doubled
+# after each look that found none, up to lifecycle.dispatch_poll_s).
+BACKLOGGED_POLL_S = 0.02
 
 
 class Dispatcher:
@@ -37,7 +42,7 @@ class Dispatcher:
         self._store = store
         self._producer = producer
         self._admin = admin
-        self._relay = Relay(config, store, producer)
+        self._relay = Relay(config, store, producer, Capacity(config, admin, store))
         self._recovery = Recovery(config, store)
         self._retention = Retention(config, store)
         self._stats = TaskStats(config, store)
@@ -49,6 +54,7 @@ class Dispatcher:
         indexes_ok = topics_ok = False
         metrics.UP.set(1)
         idle_s = self._config.lifecycle.dispatch_poll_s
+        backlogged_s = BACKLOGGED_POLL_S
         while not self.stopping.is_set():
             self.liveness.beat()
             try:
@@ -67,7 +73,14 @@ class Dispatcher:
                 log.exception("relay round failed unexpectedly; going on")
                 self.stopping.wait(1.0)
                 continue
-            if not moved:
+            if moved:
+                backlogged_s = BACKLOGGED_POLL_S
+            elif self._relay.backlogged:
+                # A service with more due than room gets room as its workers take tasks:
+                # look again soon, then less and less often while none is made.
+                self.stopping.wait(min(idle_s, backlogged_s))
+                backlogged_s *= 2
+            else:
                 self.stopping.wait(idle_s)
         self._producer.flush(self._config.lifecycle.shutdown_grace_s)
         metrics.UP.set(0)

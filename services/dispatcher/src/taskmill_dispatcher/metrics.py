@@ -27,6 +27,15 @@ RECOVERED = Counter("taskmill_dispatcher_recovered_total",
 DELETED = Counter("taskmill_dispatcher_deleted_total",
                   "Ended tasks deleted by retention, by the status they ended in.",
                   ["service", "status"])
+WORKERS = Gauge("taskmill_dispatcher_workers",
+                "Members of each service's consumer group, as Kafka last reported them.",
+                ["service"])
+RUN_SECONDS = Gauge("taskmill_dispatcher_run_seconds",
+                    "Median run time (running to finished) of each service's last 50 finished "
+                    "tasks: how many tasks a worker is handed at once.", ["service"])
+QUEUED = Gauge("taskmill_dispatcher_queued_tasks",
+               "Started tasks of each service that no worker runs yet: in the store's backlog "
+               "or published and waiting (what a service's autoscaler should see).", ["service"])
 BACKLOG = Gauge("taskmill_dispatcher_backlog_tasks",
                 "Started tasks not yet published (due now or after a retry's backoff).")
 BACKLOG_AGE = Gauge("taskmill_dispatcher_backlog_oldest_age_seconds",

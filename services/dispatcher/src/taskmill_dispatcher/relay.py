@@ -1,5 +1,10 @@
 """The outbox relay: claim started tasks, publish them, record the broker's confirmation.
 
+Each service gets no more published tasks than its workers can take soon (`capacity`,
+see `workers.Capacity`): the rest of its backlog waits in the store, where each claim takes
+the highest priority first, so a priority task started behind a long backlog is published
+at the next free place instead of behind it.
+
 One task never stops the others: a message the broker (or the producer, before sending)
 refuses for what it is, too large or not encodable, ends its task failed with the reason
 and the relay goes on; only a broker that does not answer makes a task wait for the next
@@ -9,7 +14,7 @@ round.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -74,19 +79,28 @@ class Relay:
     """Moves started tasks from the store to their services' topics, at least once."""
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
-                 batch_size: int = 200, clock: Callable[[], datetime] = utcnow) -> None:
+                 capacity: Callable[[], Mapping[str, int]], batch_size: int = 200,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self._config = config
         self._store = store
         self._producer = producer
+        self._capacity = capacity
         self._batch_size = batch_size
         self._clock = clock
+        # Services whose last claim filled their room: more may be due as soon as there is room.
+        self._backlogged: set[str] = set()
         # The producer fails a message after delivery_timeout_s; wait a little longer.
         self._flush_timeout_s = delivery_timeout_s(config) + 1.0
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether a service had more due tasks than room at its last claim (its workers
+        will make room soon: worth looking again before the idle wait)."""
+        return bool(self._backlogged)
+
     def run_once(self) -> int:
         """Publish one batch of due tasks; return how many the broker confirmed."""
-        tasks = self._store.outbox.claim_due(self._batch_size, self._config.lifecycle.dispatch_claim_s,
-                                             services=list(self._config.services))
+        tasks = self._claim()
         if not tasks:
             return 0
         metrics.BATCH_SIZE.observe(len(tasks))
@@ -106,6 +120,27 @@ class Relay:
             waited = (now - task["start_requested_at"]).total_seconds()
             metrics.START_TO_PUBLISH_SECONDS.labels(task["service"]).observe(max(waited, 0.0))
         return len(confirmed)
+
+    def _claim(self) -> list[Task]:
+        """Claim each service's due tasks, as many as it has room for, once it has taken
+        half of what it was given."""
+        capacity = self._capacity()
+        claimed: list[Task] = []
+        for service in self._config.services:
+            cap = capacity.get(service, 1)
+            # Topped up once half is taken: fewer, larger batches than one task at a time.
+            waiting = self._store.outbox.in_flight(service, at_most=cap // 2 + 1)
+            if waiting > cap // 2:
+                continue
+            room = min(cap - waiting, self._batch_size)
+            tasks = self._store.outbox.claim_due(room, self._config.lifecycle.dispatch_claim_s,
+                                                 service)
+            if len(tasks) == room:
+                self._backlogged.add(service)
+            else:
+                self._backlogged.discard(service)
+            claimed += tasks
+        return claimed
 
     def _produce(self, task: Task) -> _Outcome:
         service = self._config.service(task["service"])

@@ -1,11 +1,12 @@
 """Task-level gauges and the upkeep of the task counts, between relay rounds.
 
 Every stats_interval_s the gauges are set from the counts the store keeps (one small read)
-and the outbox (one indexed read and count). Every count_check_s the counts are checked
-against the tasks themselves (`TaskCounts.drift`, one aggregation over the whole
-collection: seconds on a large store, so after a check that took d seconds the next waits
-at least 4·d and checking holds the relay up for at most a fifth of the time); a service
-whose counts differ by the same amounts in two checks in a row is corrected.
+and the outbox (indexed reads: its size and age, and per service what is queued). Every
+count_check_s the counts are checked against the tasks themselves (`TaskCounts.drift`, one
+aggregation over the whole collection: seconds on a large store, so after a check that
+took d seconds the next waits at least 4·d and checking holds the relay up for at most a
+fifth of the time); a service whose counts differ by the same amounts in two checks in a
+row is corrected.
 
 Between rounds rather than in a thread of their own: the aggregation and the relay's
 claims then share the store's time instead of competing for it."""
@@ -62,6 +63,10 @@ class TaskStats:
             for status in Status:
                 metrics.TASKS.labels(service, status.value).set(counts.get((service, status.value), 0))
         backlog, oldest = self._store.outbox.backlog()
+        queued = self._store.outbox.queued()
+        in_flight = self._store.outbox.in_flight_by_service(self._services)
+        for service in self._services:
+            metrics.QUEUED.labels(service).set(queued.get(service, 0) + in_flight.get(service, 0))
         metrics.BACKLOG.set(backlog)
         metrics.BACKLOG_AGE.set(max((utcnow() - oldest).total_seconds(), 0.0) if oldest else 0.0)
 

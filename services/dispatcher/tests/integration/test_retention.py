@@ -15,7 +15,7 @@ DAY_S = 86400
 
 def finished_task(store: TaskStore, service) -> str:
     task_id = store.create(service, {}, start=True)["task_id"]
-    store.outbox.mark_published(store.outbox.claim_due(10, 30, [service.name]))
+    store.outbox.mark_published(store.outbox.claim_due(10, 30, service.name))
     store.report(task_id, Status.RUNNING, attempt=1)
     store.report(task_id, Status.FINISHED, result={}, attempt=1)
     return task_id

@@ -23,12 +23,19 @@ def task(n: int, condition=None) -> dict:
 
 
 class Outbox:
-    def __init__(self, batch):
+    def __init__(self, batch, in_flight=None):
         self.batch, self.published, self.refused, self.released = batch, [], [], []
+        self.waiting = dict(in_flight or {})
+        self.asked: dict[str, int] = {}  # service -> the room a claim asked for
 
-    def claim_due(self, limit, claim_s, services):
-        batch, self.batch = self.batch, []
-        return batch
+    def in_flight(self, service, at_most):
+        return min(self.waiting.get(service, 0), at_most)
+
+    def claim_due(self, limit, claim_s, service):
+        self.asked[service] = limit
+        mine = [t for t in self.batch if t["service"] == service][:limit]
+        self.batch = [t for t in self.batch if t not in mine]
+        return mine
 
     def mark_published(self, tasks):
         self.published += [t["task_id"] for t in tasks]
@@ -67,9 +74,28 @@ class Producer:
 
 def run(batch):
     outbox = Outbox(batch)
-    relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(), clock=lambda: NOW)
+    relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(), lambda: {"aaa": 100},
+                  clock=lambda: NOW)
     confirmed = relay.run_once()
     return confirmed, outbox
+
+
+def test_a_service_gets_only_the_room_its_workers_have():
+    """Capacity minus what is published and untaken is claimed, per service, once at most
+    half of it is untaken; a claim that fills the room says more may be due."""
+    outbox = Outbox([task(n) for n in range(10)], in_flight={"aaa": 3, "bbb": 2})
+    relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(),
+                  lambda: {"aaa": 6, "bbb": 2}, clock=lambda: NOW)
+    assert relay.run_once() == 3
+    assert outbox.asked == {"aaa": 3} and relay.backlogged
+    outbox.waiting = {"aaa": 4, "bbb": 2}
+    outbox.asked = {}
+    assert relay.run_once() == 0 and outbox.asked == {}  # more than half untaken: not yet
+    outbox.waiting = {"aaa": 0}
+    assert relay.run_once() == 6
+    assert outbox.asked == {"aaa": 6, "bbb": 2} and relay.backlogged  # aaa's room was filled
+    outbox.waiting = {}
+    assert relay.run_once() == 1 and not relay.backlogged  # the last one: room to spare
 
 
 def test_each_message_of_a_batch_gets_what_its_answer_calls_for():

@@ -47,7 +47,8 @@ class Counts:
 
 
 def stats_with(counts: Counts) -> TaskStats:
-    store = SimpleNamespace(counts=counts, outbox=SimpleNamespace(backlog=lambda: (0, None)))
+    store = SimpleNamespace(counts=counts, outbox=SimpleNamespace(
+        backlog=lambda: (0, None), queued=dict, in_flight_by_service=lambda services: {}))
     return TaskStats(CONFIG, store, clock=counts.clock)
 
 

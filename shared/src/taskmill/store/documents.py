@@ -30,10 +30,19 @@ LIST_INDEXES: dict[tuple[str, ...], tuple[str, list[tuple[str, int]]]] = {
     ("status",): ("list_status", [("status", 1), *NEWEST]),
     ("service", "status"): ("list_service_status", [("service", 1), ("status", 1), *NEWEST]),
 }
+# The outbox in start order (its size and age), and per service in the order the
+# dispatcher publishes it: highest priority first, then oldest start.
 OUTBOX_INDEX = ("outbox_due", [("outbox", 1), ("start_requested_at", 1)])
+PUBLISH_ORDER = [("priority", -1), ("start_requested_at", 1)]
+PRIORITY_INDEX = ("outbox_priority", [("outbox", 1), ("service", 1), *PUBLISH_ORDER])
 LEASE_INDEX = ("leases", [("status", 1), ("lease_until", 1)])
-RETENTION_INDEX = ("retention", [("service", 1), ("status", 1), ("end_time", 1)])
-INDEXES = [*LIST_INDEXES.values(), OUTBOX_INDEX, LEASE_INDEX, RETENTION_INDEX]
+# A service's tasks of one status, published or not (the tasks waiting on Kafka), ended
+# when (retention).
+SERVICE_STATUS_INDEX = ("service_status", [("service", 1), ("status", 1), ("outbox", 1),
+                                           ("end_time", 1)])
+INDEXES = [*LIST_INDEXES.values(), OUTBOX_INDEX, PRIORITY_INDEX, LEASE_INDEX, SERVICE_STATUS_INDEX]
+
+DEFAULT_PRIORITY = 5
 
 STATUS_FIELDS = {"_id": 0, "task_id": 1, "status": 1, "status_message": 1, "start_time": 1,
                  "end_time": 1, "attempt": 1, "progress": 1, "cancelled": 1}
@@ -59,7 +68,7 @@ def list_index(service: str | None, status: str | None) -> tuple[dict[str, str],
 
 
 def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any], start: bool,
-             now: datetime) -> Task:
+             now: datetime, priority: int = DEFAULT_PRIORITY) -> Task:
     """The document of a new task, in status ready (its start recorded when start is true)."""
     attempt = 1 if start else 0
     return {
@@ -69,6 +78,7 @@ def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any],
         "service": service.name,
         "source_name": service.source_name,
         "condition": dict(condition),
+        "priority": priority,
         "start_time": None,
         "end_time": None,
         "create_time": now,

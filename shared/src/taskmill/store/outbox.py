@@ -1,11 +1,14 @@
 """The dispatcher's outbox: started tasks, claimed in batches, published, then waiting.
 
-Every command here covers a whole batch: a claim is one read of the due tasks' ids in
-start order (served by the outbox index, sort included; a single batch, see
-`TaskStore.list`) and one update that claims those still
-unclaimed under a token of this claim, then one read of what the token holds (another
-dispatcher may have been first to some); the confirmation of a batch is one update per
-(service, previous status) of its tasks, so that the counts move by exactly what changed.
+Every command here covers a whole batch: a claim is one read of a service's due tasks'
+ids in publication order, highest priority first, then oldest start (served by the
+priority index, sort included; a single batch, see `TaskStore.list`) and one update that
+claims those still unclaimed under a token of this claim, then one read of what the token
+holds (another dispatcher may have been first to some); the confirmation of a batch is one
+update per (service, previous status) of its tasks, so that the counts move by exactly
+what changed. `in_flight` counts what each service has on Kafka (published, not yet
+taken), which the relay keeps under its workers' capacity, and `run_seconds` how long
+a service's tasks have been taking.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.collection import Collection
@@ -22,7 +26,17 @@ from pymongo.collection import Collection
 from taskmill.schema import Status
 from taskmill.store.connection import unavailable_as_error, whole_or_again
 from taskmill.store.counts import TaskCounts
-from taskmill.store.documents import OUTBOX_INDEX, RELAY_FIELDS, UNCLAIMED, UNQUEUED, Task, event
+from taskmill.store.documents import (
+    OUTBOX_INDEX,
+    PRIORITY_INDEX,
+    PUBLISH_ORDER,
+    RELAY_FIELDS,
+    SERVICE_STATUS_INDEX,
+    UNCLAIMED,
+    UNQUEUED,
+    Task,
+    event,
+)
 
 Clock = Callable[[], datetime]
 
@@ -39,22 +53,24 @@ class Outbox:
         self._waiting_timeout = timedelta(seconds=waiting_timeout_s)
         self._new_token = token_factory
 
-    def claim_due(self, limit: int, claim_s: float, services: Sequence[str]) -> list[Task]:
-        """Claim up to `limit` tasks of `services` due for publication, oldest start first."""
+    def claim_due(self, limit: int, claim_s: float, service: str) -> list[Task]:
+        """Claim up to `limit` tasks of `service` due for publication, highest priority
+        first, then oldest start."""
         now = self._clock()
-        due = {"outbox": True, "start_requested_at": {"$lte": now}, "service": {"$in": list(services)},
+        due = {"outbox": True, "service": service, "start_requested_at": {"$lte": now},
                "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
         token = self._new_token()
         with unavailable_as_error():
             ids = [t["_id"] for t in self._tasks.find(due, {"_id": 1})
-                   .sort("start_requested_at", ASCENDING).hint(OUTBOX_INDEX[0]).limit(-limit)]
+                   .sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]).limit(-limit)]
             if not ids:
                 return []
             whole_or_again(lambda: self._tasks.update_many(
                 {**due, "_id": {"$in": ids}},
                 {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token}}))
             claimed = list(self._tasks.find({"_id": {"$in": ids}, "claim_token": token}, RELAY_FIELDS))
-        return sorted(claimed, key=lambda task: task["start_requested_at"])
+        order = {task_id: n for n, task_id in enumerate(ids)}
+        return sorted(claimed, key=lambda task: order[task["task_id"]])
 
     def mark_published(self, published: Sequence[Task]) -> int:
         """Record that the broker confirmed the messages of these claimed tasks: they wait for
@@ -102,6 +118,43 @@ class Outbox:
             whole_or_again(lambda: self._tasks.update_many(
                 {"_id": {"$in": [t["task_id"] for t in claimed]},
                  "claim_token": claimed[0]["claim_token"]}, {"$set": UNCLAIMED}))
+
+    def in_flight(self, service: str, at_most: int) -> int:
+        """How many tasks of the service are published and not yet taken by a worker,
+        counted up to `at_most` (a read of their ids: the local engine's count and
+        aggregate read the whole index range, ten times slower, measured)."""
+        with unavailable_as_error():
+            return len(list(self._tasks.find(
+                {"service": service, "status": Status.WAITING.value, "outbox": False}, {"_id": 1})
+                .hint(SERVICE_STATUS_INDEX[0]).limit(-at_most)))
+
+    def in_flight_by_service(self, services: Sequence[str]) -> dict[str, int]:
+        """How many tasks of each service are published and not yet taken (all counted)."""
+        return self._by_service({"service": {"$in": list(services)}, "status": Status.WAITING.value,
+                                 "outbox": False}, SERVICE_STATUS_INDEX[0])
+
+    def run_seconds(self, service: str, last: int = 50) -> float | None:
+        """The median run time (running → finished) of the service's last finished tasks,
+        or None before any finished."""
+        with unavailable_as_error():
+            ended = list(self._tasks.find(
+                {"service": service, "status": Status.FINISHED.value, "outbox": False},
+                {"_id": 0, "start_time": 1, "end_time": 1}).sort("end_time", -1)
+                .hint(SERVICE_STATUS_INDEX[0]).limit(-last))
+        runs = sorted((t["end_time"] - t["start_time"]).total_seconds() for t in ended
+                      if t.get("start_time") and t.get("end_time"))
+        return runs[len(runs) // 2] if runs else None
+
+    def queued(self) -> dict[str, int]:
+        """How many started tasks of each service await publication."""
+        return self._by_service({"outbox": True}, OUTBOX_INDEX[0])
+
+    def _by_service(self, match: dict[str, Any], index: str) -> dict[str, int]:
+        with unavailable_as_error():
+            groups = self._tasks.aggregate([{"$match": match},
+                                            {"$group": {"_id": "$service", "n": {"$sum": 1}}}],
+                                           hint=index)
+            return {group["_id"]: group["n"] for group in groups}
 
     def backlog(self) -> tuple[int, datetime | None]:
         """How many started tasks await publication, and when the oldest was started."""

@@ -1,9 +1,9 @@
 """Retention: ended tasks are deleted some days after their end, a bounded batch at a time.
 
-A batch is one read of ids (served by the retention index: service, status, end_time) and
-one delete of those ids whose status and end time still qualify, so a task started again
-meanwhile stays. No TTL index: its timing is the server's, and the counts must move with
-each deletion.
+A batch is one read of ids, served by the index on (service, status, outbox, end_time)
+(outbox is always false for an ended task), and one delete of those ids whose status and
+end time still qualify, so a task started again meanwhile stays. No TTL index: its timing
+is the server's, and the counts must move with each deletion.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pymongo.collection import Collection
 from taskmill.schema import FINAL, Status
 from taskmill.store.connection import unavailable_as_error
 from taskmill.store.counts import TaskCounts
-from taskmill.store.documents import RETENTION_INDEX, Task
+from taskmill.store.documents import SERVICE_STATUS_INDEX, Task
 
 Clock = Callable[[], datetime]
 
@@ -34,11 +34,11 @@ class Retention:
         `older_than` ago; return how many went."""
         if status not in FINAL:
             raise ValueError(f"only ended tasks are deleted, not {status} ones")
-        query = {"service": service, "status": status.value,
+        query = {"service": service, "status": status.value, "outbox": False,
                  "end_time": {"$lt": self._clock() - older_than}}
         with unavailable_as_error():
             ids = [t["_id"] for t in self._tasks.find(query, {"_id": 1}).sort("end_time", 1)
-                   .hint(RETENTION_INDEX[0]).limit(-limit)]  # one batch: see TaskStore.list
+                   .hint(SERVICE_STATUS_INDEX[0]).limit(-limit)]  # one batch: see TaskStore.list
             if not ids:
                 return 0
             deleted = self._tasks.delete_many({**query, "_id": {"$in": ids}}).deleted_count

@@ -33,6 +33,7 @@ from taskmill.schema import (
 from taskmill.store.connection import connect, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import (
+    DEFAULT_PRIORITY,
     INDEXES,
     LIST_FIELDS,
     NEWEST,
@@ -132,9 +133,11 @@ class TaskStore:
 
     # -- changes requested by clients -----------------------------------------------------
 
-    def create(self, service: ServiceConfig, condition: Mapping[str, Any], start: bool = False) -> Task:
+    def create(self, service: ServiceConfig, condition: Mapping[str, Any], start: bool = False,
+               priority: int = DEFAULT_PRIORITY) -> Task:
         """Insert a new task in status ready (its start recorded when start is true)."""
-        task = new_task(self._new_id(service.name), service, condition, start, self._clock())
+        task = new_task(self._new_id(service.name), service, condition, start, self._clock(),
+                        priority)
         with unavailable_as_error():
             try:
                 self._tasks.insert_one(task)
@@ -144,17 +147,17 @@ class TaskStore:
         return task
 
     def create_once(self, service: ServiceConfig, condition: Mapping[str, Any], start: bool,
-                    idempotency_key: str) -> tuple[Task, bool]:
+                    idempotency_key: str, priority: int = DEFAULT_PRIORITY) -> tuple[Task, bool]:
         """Create the task an idempotency key stands for, unless it exists: (task, created).
 
         The key names the task id (`keyed_task_id`), so the primary index makes concurrent
         creates with one key race-free: one insert wins, the others read what it made. The
-        same key with another request (condition, start) is a conflict.
+        same key with another request (condition, start, priority) is a conflict.
         """
         task_id = keyed_task_id(service.name, idempotency_key)
-        fingerprint = request_fingerprint(condition, start)
+        fingerprint = request_fingerprint(condition, start, priority)
         for _ in range(_RACE_ATTEMPTS):
-            task = new_task(task_id, service, condition, start, self._clock())
+            task = new_task(task_id, service, condition, start, self._clock(), priority)
             task.update(idempotency_key=idempotency_key, request_fingerprint=fingerprint)
             with unavailable_as_error():
                 try:
@@ -170,7 +173,7 @@ class TaskStore:
             if existing.get("request_fingerprint") != fingerprint:
                 raise StateConflict(f"idempotency_key {idempotency_key!r} of service {service.name} "
                                     f"was used for another request (task {task_id}): a different "
-                                    "condition or start")
+                                    "condition, start or priority")
             return existing, False
         raise StateConflict(f"task {task_id} is being changed concurrently; try again")
 
@@ -382,9 +385,9 @@ class TaskStore:
                         .modified_count)
 
 
-def request_fingerprint(condition: Mapping[str, Any], start: bool) -> str:
+def request_fingerprint(condition: Mapping[str, Any], start: bool, priority: int) -> str:
     """What makes two creates the same request, as a short stable digest."""
-    text = json.dumps({"condition": condition, "start": start}, sort_keys=True,
+    text = json.dumps({"condition": condition, "start": start, "priority": priority}, sort_keys=True,
                       separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -1,0 +1,93 @@
+"""How much each service's workers can take soon: the members of its consumer group, as
+Kafka reports them, times the tasks one worker gets through in `lifecycle.lookahead_s`
+(from the service's recent run times), looked up every few seconds between relay rounds.
+
+The relay hands a service no more published tasks than that, so the rest of a backlog
+stays in the store where priorities order it: a task started behind a backlog waits for
+about lookahead_s of work per worker (at least one task each), not for the whole backlog,
+and workers of short tasks still always have the next ones at hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from taskmill.config import Config
+from taskmill.store import TaskStore
+from taskmill_dispatcher import metrics
+from taskmill_dispatcher.interval import Interval
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 2.0
+TIMEOUT_S = 2.0
+
+
+class GroupAdmin(Protocol):
+    """The part of confluent_kafka's AdminClient this uses."""
+
+    def describe_consumer_groups(self, group_ids: list[str], **kwargs: Any) -> dict[str, Any]: ...
+
+
+class Capacity:
+    """Per service: its workers (consumer group members) and the published, untaken tasks
+    it may have."""
+
+    def __init__(self, config: Config, admin: GroupAdmin, store: TaskStore,
+                 clock: Callable[[], float] = time.monotonic, refresh_s: float = REFRESH_S) -> None:
+        self._lifecycle = config.lifecycle
+        self._groups: dict[str, list[str]] = defaultdict(list)  # consumer group -> its services
+        for service in config.services.values():
+            self._groups[service.consumer_id].append(service.name)
+        self._admin = admin
+        self._store = store
+        self._interval = Interval(refresh_s, clock)
+        self._members: dict[str, int] = {}  # by service; absent: not known yet
+        self._run_s: dict[str, float] = {}  # by service; absent: none finished yet
+
+    def __call__(self) -> dict[str, int]:
+        """How many published, untaken tasks each service may have (refreshed when due)."""
+        if self._interval.due():
+            self._interval.restart()
+            self._refresh_members()
+            self._refresh_run_times()
+        return {service: max(self._members.get(service, 1), 1) * self.per_worker(service)
+                for services in self._groups.values() for service in services}
+
+    def per_worker(self, service: str) -> int:
+        """About lookahead_s of the service's recent run time, within the configured bounds."""
+        low, high = self._lifecycle.min_waiting_per_worker, self._lifecycle.max_waiting_per_worker
+        run_s = self._run_s.get(service)
+        if run_s is None:
+            return low
+        return min(max(math.ceil(self._lifecycle.lookahead_s / max(run_s, 1e-3)), low), high)
+
+    def _refresh_run_times(self) -> None:
+        for services in self._groups.values():
+            for service in services:
+                run_s = self._store.outbox.run_seconds(service)
+                if run_s is not None:
+                    self._run_s[service] = run_s
+                    metrics.RUN_SECONDS.labels(service).set(run_s)
+
+    def _refresh_members(self) -> None:
+        try:
+            futures = self._admin.describe_consumer_groups(list(self._groups),
+                                                           request_timeout=TIMEOUT_S)
+        except Exception as ex:  # Kafka down or the request refused: keep what is known
+            log.debug("consumer groups not described: %s", ex)
+            return
+        for group, future in futures.items():
+            try:
+                count = len(future.result(timeout=TIMEOUT_S).members)
+            except Exception as ex:
+                log.debug("consumer group %s not described: %s", group, ex)
+                continue
+            for service in self._groups[group]:
+                self._members[service] = count
+                metrics.WORKERS.labels(service).set(count)

@@ -1,0 +1,68 @@
+"""Capacity: how many published tasks a service may have, from its workers and run times.
+Kafka's admin client and the store are stand-ins: this is the arithmetic and the fallbacks."""
+
+from concurrent.futures import Future
+from types import SimpleNamespace
+
+from taskmill.config import load_config
+from taskmill_dispatcher.workers import Capacity
+from tests.helpers import write_config
+
+
+class Admin:
+    def __init__(self, members):
+        self.members, self.down = members, False
+
+    def describe_consumer_groups(self, groups, **kwargs):
+        if self.down:
+            raise RuntimeError("Kafka is down")
+        futures = {}
+        for group in groups:
+            future = Future()
+            if group in self.members:
+                future.set_result(SimpleNamespace(members=[object()] * self.members[group]))
+            else:
+                future.set_exception(RuntimeError("not described"))
+            futures[group] = future
+        return futures
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def capacity(tmp_path, members, run_s, **lifecycle):
+    config = load_config(write_config(tmp_path / "config.yaml", extra={"lifecycle": lifecycle}), {})
+    store = SimpleNamespace(outbox=SimpleNamespace(run_seconds=lambda service: run_s.get(service)))
+    admin, clock = Admin(members), Clock()
+    return Capacity(config, admin, store, clock=clock, refresh_s=5), admin, clock
+
+
+def test_workers_times_the_tasks_one_gets_through_in_the_lookahead(tmp_path):
+    cap, _, _ = capacity(tmp_path, {"c_aaa": 3, "c_bbb": 2}, {"aaa": 0.25, "bbb": 60.0})
+    assert cap() == {"aaa": 3 * 4, "bbb": 2 * 1}  # 1 s / 0.25 s; a long task: one each
+
+
+def test_bounds_and_unknowns(tmp_path):
+    cap, _, _ = capacity(tmp_path, {"c_aaa": 0}, {"aaa": 0.0001}, max_waiting_per_worker=50,
+                         min_waiting_per_worker=2)
+    # No member yet counts as one (the first worker finds work); a group Kafka did not
+    # describe too; a service with no finished task gets the minimum.
+    assert cap() == {"aaa": 50, "bbb": 2}
+
+
+def test_what_is_known_is_kept_while_kafka_does_not_answer(tmp_path):
+    cap, admin, clock = capacity(tmp_path, {"c_aaa": 4, "c_bbb": 1}, {})
+    assert cap() == {"aaa": 4, "bbb": 1}
+    admin.down = True
+    clock.now += 5
+    assert cap() == {"aaa": 4, "bbb": 1}
+    admin.down, admin.members = False, {"c_aaa": 1, "c_bbb": 1}
+    clock.now += 1
+    assert cap() == {"aaa": 4, "bbb": 1}  # not due again yet
+    clock.now += 4
+    assert cap() == {"aaa": 1, "bbb": 1}
