@@ -26,6 +26,10 @@ from taskmill.schema import new_task_id
 from taskmill.store import new_task
 from tests.system import topic_reader
 
+# The relay's per-worker cap lifted: with no worker, it would otherwise publish one task
+# and keep the rest for when one joins (lifecycle.min_waiting_per_worker).
+UNCAPPED = {"min_waiting_per_worker": 10**9, "max_waiting_per_worker": 10**9}
+
 
 def arrivals(consumer: Consumer, wanted: set[str], timeout_s: float) -> dict[str, float]:
     """Wall-clock arrival time of each wanted task's message."""
@@ -41,9 +45,7 @@ def arrivals(consumer: Consumer, wanted: set[str], timeout_s: float) -> dict[str
 
 
 def idle_latency(samples: int) -> list[float]:
-    # No worker takes the messages: lift the per-worker cap so that each is published.
-    with stack.system(lifecycle={"min_waiting_per_worker": samples + 1,
-                                 "max_waiting_per_worker": samples + 1}) as (system, _):
+    with stack.system(lifecycle=UNCAPPED) as (system, _):
         reader = topic_reader(system.env["KAFKA_BOOTSTRAP_SERVERS"], system.services["slow"]["topic_name"])
         latencies = []
         warm = system.api.create_task("slow", {}, start=True)
@@ -77,10 +79,7 @@ def _when(text: str) -> datetime:
 
 
 def backlog_run(backlog: int) -> dict[str, float]:
-    # With no worker, the relay would hand Kafka one task and keep the rest for when one
-    # joins (lifecycle.min_waiting_per_worker): lifted here, to time publication itself.
-    lifted = {"min_waiting_per_worker": backlog, "max_waiting_per_worker": backlog}
-    with stack.system(lifecycle=lifted) as (system, collection):
+    with stack.system(lifecycle=UNCAPPED) as (system, collection):
         names = system.services["slow"]
         service = ServiceConfig("slow", "mongo", names["topic_name"], names["consumer_id"])
         reader = topic_reader(system.env["KAFKA_BOOTSTRAP_SERVERS"], service.topic_name)
