@@ -11,6 +11,10 @@ from typing import Any
 
 import yaml
 
+from taskmill.config import ServiceConfig
+from taskmill.schema import Status
+from taskmill.store import TaskStore
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,6 +29,15 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def running_task(store: TaskStore, service: ServiceConfig) -> str:
+    """A new task of `service` in a TaskStore, started, published and reported running
+    (attempt 1)."""
+    task_id = store.create(service, {}, start=True)["task_id"]
+    store.outbox.mark_published(store.outbox.claim_due(100, 30, service.name))
+    store.report(task_id, Status.RUNNING, attempt=1)
+    return task_id
 
 
 def write_config(path: Path, services: Mapping[str, Mapping[str, str]] | None = None,

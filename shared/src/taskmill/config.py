@@ -111,20 +111,25 @@ class RetryConfig:
 
 
 @dataclass(frozen=True)
-class RetentionConfig:
-    """How long ended tasks are kept, and how the dispatcher deletes them (in batches)."""
+class RetentionDays:
+    """How long tasks that ended finished, or failed, are kept."""
 
     finished_days: float = 30.0
     failed_days: float = 90.0
+
+
+@dataclass(frozen=True)
+class RetentionConfig(RetentionDays):
+    """How long ended tasks are kept (per service where it says), and how the dispatcher
+    deletes them (in batches)."""
+
     interval_s: float = 60.0
     batch_size: int = 500
-    # Per service: its own finished_days / failed_days.
-    per_service: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    per_service: Mapping[str, RetentionDays] = field(default_factory=dict)
 
     def days(self, service: str, status: str) -> float:
         """How many days a task of this service that ended in this status is kept."""
-        key = f"{status}_days"
-        return float(self.per_service.get(service, {}).get(key, getattr(self, key)))
+        return float(getattr(self.per_service.get(service, self), f"{status}_days"))
 
 
 @dataclass(frozen=True)
@@ -317,25 +322,22 @@ def _retention(extra: Mapping[str, Any], services: Mapping[str, ServiceConfig]) 
     block = dict(_mapping(extra.get("retention") or {}, "taskmill.retention"))
     per = _mapping(block.pop("per_service", None) or {}, "taskmill.retention.per_service")
     base = _section(RetentionConfig, {"retention": block}, "retention")
-    overrides: dict[str, dict[str, float]] = {}
-    for name, days in per.items():
-        prefix = f"taskmill.retention.per_service.{name}"
-        if name not in services:
-            raise ConfigError(f"{prefix} is not a configured service")
-        days = _mapping(days, prefix)
-        unknown = set(days) - {"finished_days", "failed_days"}
-        if unknown:
-            raise ConfigError(f"{prefix}.{sorted(unknown)[0]} is not a known setting "
-                              "(finished_days, failed_days)")
-        overrides[name] = {key: _convert(value, float, f"{prefix}.{key}") for key, value in days.items()}
-        if any(value <= 0 for value in overrides[name].values()):
-            raise ConfigError(f"{prefix}: days must be positive")
-    return replace(base, per_service=overrides)
+    unknown = set(per) - set(services)
+    if unknown:
+        raise ConfigError(f"taskmill.retention.per_service.{sorted(unknown)[0]} is not a "
+                          "configured service")
+    defaults = RetentionDays(base.finished_days, base.failed_days)
+    return replace(base, per_service={
+        name: _section(RetentionDays, per, name, "taskmill.retention.per_service.", defaults)
+        for name in per})
 
 
-def _section(kind: type[T], extra: Mapping[str, Any], key: str, prefix: str = "taskmill.") -> T:
+def _section(kind: type[T], extra: Mapping[str, Any], key: str, prefix: str = "taskmill.",
+             defaults: T | None = None) -> T:
+    """The dataclass `kind` from extra[key]: every setting known, typed and positive; the
+    ones left out from `defaults` (else the class's)."""
     block = _mapping(extra.get(key) or {}, f"{prefix}{key}")
-    defaults = kind()
+    defaults = kind() if defaults is None else defaults
     fields = {f: type(getattr(defaults, f)) for f in kind.__dataclass_fields__}  # type: ignore[attr-defined]
     unknown = set(block) - set(fields)
     if unknown:
@@ -344,7 +346,7 @@ def _section(kind: type[T], extra: Mapping[str, Any], key: str, prefix: str = "t
     for name, value in values.items():
         if isinstance(value, int | float) and value <= 0:
             raise ConfigError(f"{prefix}{key}.{name} must be positive")
-    return kind(**values)
+    return replace(defaults, **values)
 
 
 def _mapping(value: Any, key: str) -> Mapping[str, Any]:

@@ -10,7 +10,6 @@ import pytest
 from taskmill.config import RetryConfig, ServiceConfig
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
-from tests import helpers
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +102,7 @@ def test_in_flight_counts_what_is_published_and_not_yet_taken(store: TaskStore):
     store.create(BBB, {}, start=True)
     store.outbox.mark_published(store.outbox.claim_due(3, 30, "aaa") + store.outbox.claim_due(1, 30, "bbb"))
     store.report(aaa[0], Status.RUNNING, attempt=1)
-    assert store.outbox.in_flight_by_service(["aaa", "bbb"]) == {"aaa": 2, "bbb": 1}
+    assert (store.outbox.in_flight("aaa"), store.outbox.in_flight("bbb")) == (2, 1)
     assert [store.outbox.in_flight("aaa", n) for n in (1, 2, 3)] == [1, 2, 2]
     assert store.outbox.queued() == {"aaa": 1}
     # A failure run again after a backoff waits in the outbox, not on Kafka.
@@ -112,24 +111,3 @@ def test_in_flight_counts_what_is_published_and_not_yet_taken(store: TaskStore):
     assert store.outbox.in_flight("aaa", 10) == 2
     assert store.outbox.queued() == {"aaa": 2}
 
-
-def test_run_seconds_is_the_median_of_the_last_finished_runs(make_config):
-    clock = helpers.Clock()
-    store = TaskStore(connect(make_config().mongo), clock=clock)
-    store.ensure_indexes()
-    try:
-        assert store.outbox.run_seconds("aaa") is None
-        for seconds, status in ((1, Status.FINISHED), (10, Status.FINISHED), (2, Status.FINISHED),
-                                (30, Status.FAILED), (40, None)):
-            task_id = store.create(AAA, {}, start=True)["task_id"]
-            store.outbox.mark_published(store.outbox.claim_due(1, 30, "aaa"))
-            store.report(task_id, Status.RUNNING, attempt=1)
-            clock.advance(seconds)
-            if status is not None:
-                store.report(task_id, status, result={} if status == Status.FINISHED else None,
-                             attempt=1)
-        assert store.outbox.run_seconds("aaa") == 2.0  # failed and running runs do not count
-        assert store.outbox.run_seconds("aaa", last=1) == 2.0
-        assert store.outbox.run_seconds("bbb") is None
-    finally:
-        store.close()

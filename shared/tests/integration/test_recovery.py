@@ -8,7 +8,7 @@ from taskmill.config import LifecycleConfig, RetryConfig, ServiceConfig
 from taskmill.errors import StateConflict
 from taskmill.schema import Status
 from taskmill.store import Recovered, TaskStore, connect
-from tests.helpers import Clock
+from tests.helpers import Clock, running_task
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +38,9 @@ def publish(store: TaskStore, service: str = "aaa") -> list[dict]:
     return due
 
 
-def running_task(store: TaskStore, service: ServiceConfig = AAA) -> str:
-    task_id = store.create(service, {}, start=True)["task_id"]
-    publish(store, service.name)
-    store.report(task_id, Status.RUNNING, attempt=1)
-    return task_id
-
-
 def test_a_lost_worker_s_task_runs_again_and_the_old_attempt_is_fenced(store, clock):
     """Lease expired: waiting again as attempt 2, published again; attempt 1 is refused."""
-    task_id = running_task(store)
+    task_id = running_task(store, AAA)
     clock.advance(9)
     assert store.leases.recover_expired(10, ["aaa"]) == []
     clock.advance(2)
@@ -73,7 +66,7 @@ def test_a_lost_worker_s_task_runs_again_and_the_old_attempt_is_fenced(store, cl
 
 def test_heartbeats_keep_a_running_task_s_lease(store, clock):
     """A worker that renews its lease is never presumed dead."""
-    task_id = running_task(store)
+    task_id = running_task(store, AAA)
     for _ in range(5):
         clock.advance(8)
         store.heartbeat(task_id, attempt=1, progress=0.5)
@@ -83,7 +76,7 @@ def test_heartbeats_keep_a_running_task_s_lease(store, clock):
 
 def test_after_max_attempts_the_task_fails_saying_the_worker_was_lost(store, clock):
     """max_attempts lost runs: failed, `worker lost after N attempts`, not published again."""
-    task_id = running_task(store)
+    task_id = running_task(store, AAA)
     clock.advance(11)
     store.leases.recover_expired(10, ["aaa"])
     publish(store)
@@ -121,7 +114,7 @@ def test_only_the_named_services_are_recovered(store, clock):
 
 def test_a_transient_failure_is_retried_after_backoff_when_the_service_opts_in(store, clock):
     """aaa retries up to 3 attempts, 5 s then 10 s apart; then the failure stands."""
-    task_id = running_task(store)
+    task_id = running_task(store, AAA)
     for attempt, backoff in ((1, 5), (2, 10)):
         again = store.report(task_id, Status.FAILED, "flaky", attempt=attempt, retry=True)
         assert (again["status"], again["attempt"]) == ("waiting", attempt + 1)
@@ -138,7 +131,7 @@ def test_a_transient_failure_is_retried_after_backoff_when_the_service_opts_in(s
 
 def test_a_permanent_failure_or_a_service_without_retries_fails_at_once(store):
     """retry=false (the default), or no policy for the service: failed stays failed."""
-    aaa = running_task(store)
+    aaa = running_task(store, AAA)
     assert store.report(aaa, Status.FAILED, "bad condition", attempt=1)["status"] == "failed"
     bbb = running_task(store, BBB)
     assert store.report(bbb, Status.FAILED, "flaky", attempt=1, retry=True)["status"] == "failed"
@@ -146,7 +139,7 @@ def test_a_permanent_failure_or_a_service_without_retries_fails_at_once(store):
 
 def test_concurrent_recoverers_recover_each_task_once(store, clock):
     """Several dispatchers recovering at once: each expired task gets exactly one new attempt."""
-    ids = [running_task(store) for _ in range(12)]
+    ids = [running_task(store, AAA) for _ in range(12)]
     clock.advance(11)
     results: list[list[Recovered]] = []
     threads = [threading.Thread(target=lambda: results.append(store.leases.recover_expired(100, ["aaa"])))

@@ -11,6 +11,7 @@ from taskmill.errors import DependencyUnavailable, StateConflict, TaskNotFound
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
 from taskmill.store.connection import whole_or_again
+from tests.helpers import Clock
 
 pytestmark = pytest.mark.integration
 
@@ -207,5 +208,27 @@ def test_unreachable_server_is_dependency_unavailable(make_config):
     try:
         with pytest.raises(DependencyUnavailable):
             store.get("ts_aaa_" + "0" * 32)
+    finally:
+        store.close()
+
+
+def test_run_seconds_is_the_median_of_the_last_finished_runs(make_config):
+    clock = Clock()
+    store = TaskStore(connect(make_config().mongo), clock=clock)
+    store.ensure_indexes()
+    try:
+        assert store.run_seconds("aaa") is None
+        for seconds, status in ((1, Status.FINISHED), (10, Status.FINISHED), (2, Status.FINISHED),
+                                (30, Status.FAILED), (40, None)):
+            task_id = store.create(AAA, {}, start=True)["task_id"]
+            store.outbox.mark_published(store.outbox.claim_due(1, 30, "aaa"))
+            store.report(task_id, Status.RUNNING, attempt=1)
+            clock.advance(seconds)
+            if status is not None:
+                store.report(task_id, status, result={} if status == Status.FINISHED else None,
+                             attempt=1)
+        assert store.run_seconds("aaa") == 2.0  # failed and running runs do not count
+        assert store.run_seconds("aaa", last=1) == 2.0
+        assert store.run_seconds("bbb") is None
     finally:
         store.close()

@@ -9,7 +9,7 @@ from taskmill.config import LifecycleConfig, ServiceConfig
 from taskmill.errors import StateConflict, TaskNotFound
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
-from tests.helpers import Clock
+from tests.helpers import Clock, running_task
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +36,6 @@ def waiting_task(store: TaskStore) -> str:
     task_id = store.create(AAA, {}, start=True)["task_id"]
     store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
     assert store.get(task_id)["status"] == Status.WAITING
-    return task_id
-
-
-def running_task(store: TaskStore) -> str:
-    task_id = waiting_task(store)
-    store.report(task_id, Status.RUNNING, attempt=1)
     return task_id
 
 
@@ -76,7 +70,7 @@ def test_without_a_reason_the_message_says_by_client(store):
 
 
 def test_a_running_task_is_asked_and_its_report_ends_it_cancelled(store, clock):
-    task_id = running_task(store)
+    task_id = running_task(store, AAA)
     assert store.cancel(task_id, "wrong input")["status"] == Status.RUNNING
     assert store.cancel(task_id, "asked twice")["status"] == Status.RUNNING  # no change
     lease = store.get(task_id)["lease_until"]
@@ -96,7 +90,7 @@ def test_a_running_task_is_asked_and_its_report_ends_it_cancelled(store, clock):
 
 
 def test_a_run_that_does_not_stop_is_ended_after_the_grace(store, clock):
-    task_id = running_task(store)
+    task_id = running_task(store, AAA)
     store.cancel(task_id, "too slow")
     clock.advance(GRACE_S - 1)
     assert store.leases.recover_expired(10, ["aaa"]) == []
@@ -113,7 +107,7 @@ def test_a_run_that_does_not_stop_is_ended_after_the_grace(store, clock):
 
 
 def test_an_ended_task_cannot_be_cancelled_and_an_unknown_one_is_not_found(store):
-    task_id = running_task(store)
+    task_id = running_task(store, AAA)
     store.report(task_id, Status.FINISHED, result={}, attempt=1)
     before = store.get(task_id)
     with pytest.raises(StateConflict, match="finished"):
@@ -124,7 +118,7 @@ def test_an_ended_task_cannot_be_cancelled_and_an_unknown_one_is_not_found(store
 
 
 def test_a_cancelled_task_can_be_started_again(store):
-    task_id = running_task(store)
+    task_id = running_task(store, AAA)
     store.cancel(task_id)
     store.report(task_id, Status.FAILED, "stopped", attempt=1)
     store.request_start(task_id)
@@ -157,7 +151,7 @@ def test_concurrent_creates_with_one_key_make_one_task(store):
     assert len({task_id for task_id, _ in answers}) == 1
     assert sorted(created for _, created in answers) == [False] * 7 + [True]
     assert store.counts.total("aaa") == 1
-    assert store.outbox.backlog()[0] == 1  # started once
+    assert store.outbox.queued() == {"aaa": 1}  # started once
 
 
 def test_a_key_is_per_service_and_a_different_request_is_a_conflict(store):
@@ -180,14 +174,14 @@ def test_a_key_is_per_service_and_a_different_request_is_a_conflict(store):
 def test_retention_deletes_only_ended_tasks_past_their_age(store, clock):
     ended = {}
     for status in (Status.FINISHED, Status.FAILED):
-        task_id = running_task(store)
+        task_id = running_task(store, AAA)
         store.report(task_id, status, result={} if status == Status.FINISHED else None, attempt=1)
         ended[status] = task_id
     keyed, _ = store.create_once(AAA, {}, False, "kept-key")
     store.cancel(keyed["task_id"])
-    alive = [store.create(AAA, {})["task_id"], waiting_task(store), running_task(store)]
+    alive = [store.create(AAA, {})["task_id"], waiting_task(store), running_task(store, AAA)]
     clock.advance(timedelta(days=10).total_seconds())
-    young = running_task(store)
+    young = running_task(store, AAA)
     store.report(young, Status.FINISHED, result={}, attempt=1)
 
     def delete(status: Status, days: float) -> int:

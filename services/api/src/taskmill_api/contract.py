@@ -76,8 +76,9 @@ def only_with(field: str, status: Status, when: Schema) -> Schema:
             "then": {"properties": {"status": {"const": status.value}}}}
 
 
-def ok(**props: Schema) -> Schema:
-    return obj(["result", *props], result={"const": "ok"}, **props)
+def ok(optional: dict[str, Schema] | None = None, **props: Schema) -> Schema:
+    """An ok answer with these properties, and the optional ones it may carry."""
+    return obj(["result", *props], result={"const": "ok"}, **props, **(optional or {}))
 
 
 def requests(config: Config) -> dict[str, Schema | None]:
@@ -137,10 +138,9 @@ def answers(config: Config) -> dict[str, Schema]:
                     condition=JSON_OBJECT, create_time=TIME)
     reported = {"task_id": NEW_TASK_ID, "status": {"enum": STATUSES}}
     return {
-        "/api/create_task": {**ok(task_id=NEW_TASK_ID), "properties": {
-            **ok(task_id=NEW_TASK_ID)["properties"],
-            "created": {"type": "boolean", "description": "with an idempotency_key: false when "
-                                                          "the key's task existed already"}}},
+        "/api/create_task": ok(task_id=NEW_TASK_ID, optional={"created": {
+            "type": "boolean",
+            "description": "with an idempotency_key: false when the key's task existed already"}}),
         "/api/status_task": ok(status={"type": "array", "items": status_item}),
         "/api/update_status_task": ok(status=obj(["task_id", "status"], **reported)),
         "/api/heartbeat_task": ok(status=obj(

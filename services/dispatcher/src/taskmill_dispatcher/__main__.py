@@ -18,12 +18,12 @@ from taskmill.kafka import common_conf, producer_conf
 from taskmill.logs import setup_logging
 from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
+from taskmill_dispatcher.capacity import Capacity
 from taskmill_dispatcher.recovery import Recovery
 from taskmill_dispatcher.relay import Relay, delivery_timeout_s
 from taskmill_dispatcher.retention import Retention
 from taskmill_dispatcher.stats import TaskStats
 from taskmill_dispatcher.topics import ensure_topics
-from taskmill_dispatcher.workers import Capacity
 
 log = logging.getLogger("taskmill_dispatcher")
 

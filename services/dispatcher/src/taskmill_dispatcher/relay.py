@@ -1,7 +1,7 @@
 """The outbox relay: claim started tasks, publish them, record the broker's confirmation.
 
 Each service gets no more published tasks than its workers can take soon (`capacity`,
-see `workers.Capacity`): the rest of its backlog waits in the store, where each claim takes
+see `capacity`): the rest of its backlog waits in the store, where each claim takes
 the highest priority first, so a priority task started behind a long backlog is published
 at the next free place instead of behind it.
 

@@ -62,12 +62,12 @@ class TaskStats:
         for service in self._services:  # every configured pair, zeros included
             for status in Status:
                 metrics.TASKS.labels(service, status.value).set(counts.get((service, status.value), 0))
-        backlog, oldest = self._store.outbox.backlog()
         queued = self._store.outbox.queued()
-        in_flight = self._store.outbox.in_flight_by_service(self._services)
         for service in self._services:
-            metrics.QUEUED.labels(service).set(queued.get(service, 0) + in_flight.get(service, 0))
-        metrics.BACKLOG.set(backlog)
+            metrics.QUEUED.labels(service).set(queued.get(service, 0)
+                                               + self._store.outbox.in_flight(service))
+        oldest = self._store.outbox.oldest_start()
+        metrics.BACKLOG.set(sum(queued.values()))
         metrics.BACKLOG_AGE.set(max((utcnow() - oldest).total_seconds(), 0.0) if oldest else 0.0)
 
     def check_counts(self) -> None:

@@ -6,7 +6,7 @@ from prometheus_client import REGISTRY
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
 from taskmill_dispatcher.retention import Retention
-from tests.helpers import Clock
+from tests.helpers import Clock, running_task
 
 pytestmark = pytest.mark.integration
 
@@ -14,9 +14,7 @@ DAY_S = 86400
 
 
 def finished_task(store: TaskStore, service) -> str:
-    task_id = store.create(service, {}, start=True)["task_id"]
-    store.outbox.mark_published(store.outbox.claim_due(10, 30, service.name))
-    store.report(task_id, Status.RUNNING, attempt=1)
+    task_id = running_task(store, service)
     store.report(task_id, Status.FINISHED, result={}, attempt=1)
     return task_id
 

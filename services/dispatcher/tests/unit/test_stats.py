@@ -48,7 +48,7 @@ class Counts:
 
 def stats_with(counts: Counts) -> TaskStats:
     store = SimpleNamespace(counts=counts, outbox=SimpleNamespace(
-        backlog=lambda: (0, None), queued=dict, in_flight_by_service=lambda services: {}))
+        queued=dict, in_flight=lambda service: 0, oldest_start=lambda: None))
     return TaskStats(CONFIG, store, clock=counts.clock)
 
 

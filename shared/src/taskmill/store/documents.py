@@ -95,11 +95,11 @@ def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any],
     }
 
 
-def cancelled(message: str, now: datetime, attempt: int) -> dict[str, Any]:
-    """The update that ends a task failed because it was cancelled."""
+def ended_failed(message: str, now: datetime, attempt: int, cancelled: bool = False) -> dict[str, Any]:
+    """The update that ends a task failed with this message (out of the outbox, no lease)."""
     return {"$set": {"status": Status.FAILED.value, "status_message.failed": message,
-                     "cancelled": True, "end_time": now, "lease_until": None, **UNQUEUED,
-                     "update_time": now},
+                     "end_time": now, "lease_until": None, **UNQUEUED, "update_time": now,
+                     **({"cancelled": True} if cancelled else {})},
             "$push": {"history": event(Status.FAILED, now, attempt, message)}}
 
 

@@ -20,7 +20,7 @@ from pymongo.collection import Collection
 from taskmill.schema import BUSY, Status
 from taskmill.store.connection import unavailable_as_error
 from taskmill.store.counts import TaskCounts
-from taskmill.store.documents import LEASE_INDEX, Task, cancelled, event, queued
+from taskmill.store.documents import LEASE_INDEX, Task, ended_failed, event, queued
 
 Clock = Callable[[], datetime]
 
@@ -64,15 +64,10 @@ class Leases:
         lost = "worker lost" if task["status"] == Status.RUNNING else "no worker took the task"
         tries = task["run_attempts"]
         cancel = task.get("cancel_message") if task["status"] == Status.RUNNING else None
-        if cancel is not None:
-            status, attempt, message = Status.FAILED, task["attempt"], cancel
-            update = cancelled(message, now, attempt)
-        elif tries >= self._max_attempts:
+        if cancel is not None or tries >= self._max_attempts:
             status, attempt = Status.FAILED, task["attempt"]
-            message = f"{lost} after {tries} attempts"
-            update = {"$set": {"status": status.value, "status_message.failed": message,
-                               "end_time": now, "lease_until": None, "update_time": now},
-                      "$push": {"history": event(status, now, attempt, message)}}
+            message = cancel or f"{lost} after {tries} attempts"
+            update = ended_failed(message, now, attempt, cancelled=cancel is not None)
         else:
             status, attempt = Status.WAITING, task["attempt"] + 1
             message = f"attempt {attempt}: {lost} (lease expired)"

@@ -6,9 +6,8 @@ priority index, sort included; a single batch, see `TaskStore.list`) and one upd
 claims those still unclaimed under a token of this claim, then one read of what the token
 holds (another dispatcher may have been first to some); the confirmation of a batch is one
 update per (service, previous status) of its tasks, so that the counts move by exactly
-what changed. `in_flight` counts what each service has on Kafka (published, not yet
-taken), which the relay keeps under its workers' capacity, and `run_seconds` how long
-a service's tasks have been taking.
+what changed. `in_flight` counts what a service has on Kafka (published, not yet taken),
+which the relay keeps under its workers' capacity.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.collection import Collection
@@ -35,6 +33,7 @@ from taskmill.store.documents import (
     UNCLAIMED,
     UNQUEUED,
     Task,
+    ended_failed,
     event,
 )
 
@@ -103,9 +102,7 @@ class Outbox:
         with unavailable_as_error():
             done = self._tasks.update_one(
                 {"_id": task["task_id"], "claim_token": task["claim_token"], "outbox": True},
-                {"$set": {"status": Status.FAILED.value, "status_message.failed": reason, **UNQUEUED,
-                          "end_time": now, "lease_until": None, "update_time": now},
-                 "$push": {"history": event(Status.FAILED, now, task["attempt"], reason)}})
+                ended_failed(reason, now, task["attempt"]))
         if done.modified_count:
             self._counts.moved(task["service"], task["status"], Status.FAILED.value)
         return bool(done.modified_count)
@@ -119,52 +116,31 @@ class Outbox:
                 {"_id": {"$in": [t["task_id"] for t in claimed]},
                  "claim_token": claimed[0]["claim_token"]}, {"$set": UNCLAIMED}))
 
-    def in_flight(self, service: str, at_most: int) -> int:
-        """How many tasks of the service are published and not yet taken by a worker,
-        counted up to `at_most` (a read of their ids: the local engine's count and
-        aggregate read the whole index range, ten times slower, measured)."""
+    def in_flight(self, service: str, at_most: int | None = None) -> int:
+        """How many tasks of the service are published and not yet taken by a worker
+        (counted up to `at_most`). The relay keeps them few, so their ids are read: the
+        local engine's count and aggregate read the whole index range, ten times slower
+        (measured)."""
         with unavailable_as_error():
-            return len(list(self._tasks.find(
-                {"service": service, "status": Status.WAITING.value, "outbox": False}, {"_id": 1})
-                .hint(SERVICE_STATUS_INDEX[0]).limit(-at_most)))
-
-    def in_flight_by_service(self, services: Sequence[str]) -> dict[str, int]:
-        """How many tasks of each service are published and not yet taken (all counted)."""
-        return self._by_service({"service": {"$in": list(services)}, "status": Status.WAITING.value,
-                                 "outbox": False}, SERVICE_STATUS_INDEX[0])
-
-    def run_seconds(self, service: str, last: int = 50) -> float | None:
-        """The median run time (running → finished) of the service's last finished tasks,
-        or None before any finished."""
-        with unavailable_as_error():
-            ended = list(self._tasks.find(
-                {"service": service, "status": Status.FINISHED.value, "outbox": False},
-                {"_id": 0, "start_time": 1, "end_time": 1}).sort("end_time", -1)
-                .hint(SERVICE_STATUS_INDEX[0]).limit(-last))
-        runs = sorted((t["end_time"] - t["start_time"]).total_seconds() for t in ended
-                      if t.get("start_time") and t.get("end_time"))
-        return runs[len(runs) // 2] if runs else None
+            found = self._tasks.find({"service": service, "status": Status.WAITING.value,
+                                      "outbox": False}, {"_id": 1}).hint(SERVICE_STATUS_INDEX[0])
+            return len(list(found if at_most is None else found.limit(-at_most)))
 
     def queued(self) -> dict[str, int]:
         """How many started tasks of each service await publication."""
-        return self._by_service({"outbox": True}, OUTBOX_INDEX[0])
-
-    def _by_service(self, match: dict[str, Any], index: str) -> dict[str, int]:
         with unavailable_as_error():
-            groups = self._tasks.aggregate([{"$match": match},
+            groups = self._tasks.aggregate([{"$match": {"outbox": True}},
                                             {"$group": {"_id": "$service", "n": {"$sum": 1}}}],
-                                           hint=index)
+                                           hint=OUTBOX_INDEX[0])
             return {group["_id"]: group["n"] for group in groups}
 
-    def backlog(self) -> tuple[int, datetime | None]:
-        """How many started tasks await publication, and when the oldest was started."""
+    def oldest_start(self) -> datetime | None:
+        """When the longest-waiting task awaiting publication was started (None: none is)."""
         with unavailable_as_error():
             oldest = self._tasks.find_one({"outbox": True}, {"_id": 0, "start_requested_at": 1},
                                           sort=[("start_requested_at", ASCENDING)],
                                           hint=OUTBOX_INDEX[0])
-            if oldest is None:
-                return 0, None
-            return self._tasks.count_documents({"outbox": True}), oldest["start_requested_at"]
+        return None if oldest is None else oldest["start_requested_at"]
 
 
 def _by_attempt(tasks: Sequence[Task]) -> dict[int, list[str]]:

@@ -38,10 +38,11 @@ from taskmill.store.documents import (
     LIST_FIELDS,
     NEWEST,
     NOT_CANCELLED,
+    SERVICE_STATUS_INDEX,
     STATUS_FIELDS,
     UNQUEUED,
     Task,
-    cancelled,
+    ended_failed,
     event,
     list_index,
     new_task,
@@ -115,6 +116,18 @@ class TaskStore:
         with unavailable_as_error():
             found = self._tasks.find({"_id": {"$in": list(dict.fromkeys(task_ids))}}, STATUS_FIELDS)
             return {task["task_id"]: task for task in found}
+
+    def run_seconds(self, service: str, last: int = 50) -> float | None:
+        """The median run time (running → finished) of the service's last finished tasks,
+        or None before any finished."""
+        with unavailable_as_error():
+            ended = list(self._tasks.find(
+                {"service": service, "status": Status.FINISHED.value, "outbox": False},
+                {"_id": 0, "start_time": 1, "end_time": 1}).sort("end_time", -1)
+                .hint(SERVICE_STATUS_INDEX[0]).limit(-last))
+        runs = sorted((t["end_time"] - t["start_time"]).total_seconds() for t in ended
+                      if t.get("start_time") and t.get("end_time"))
+        return runs[len(runs) // 2] if runs else None
 
     def list(self, page: int, p_size: int, service: str | None = None,
              status: str | None = None) -> tuple[int, list[Task]]:
@@ -226,20 +239,20 @@ class TaskStore:
             if status in FINAL:
                 raise StateConflict(f"task {task_id} is {status}; only a task that has not "
                                     "ended can be cancelled")
-            answer = {**task, "task_id": task_id}
-            pinned = {"status": status, "attempt": task["attempt"]}
             now = self._clock()
-            if status == Status.RUNNING:
-                if task.get("cancel_message") is not None:
-                    return answer  # asked already
-                # The lease becomes the grace: heartbeats no longer renew it (see heartbeat).
-                update = {"$set": {"cancel_message": message, "lease_until": now + self._cancel_grace,
-                                   "update_time": now}}
-                if self._changed(task_id, {**pinned, "cancel_message": None}, update):
-                    return answer
-            elif self._changed(task_id, pinned, cancelled(message, now, task["attempt"])):
-                self.counts.moved(task["service"], status, Status.FAILED.value)
-                return {**answer, "status": Status.FAILED.value}
+            if status != Status.RUNNING:
+                if (ended := self._end_cancelled(task_id, task, message, now)) is not None:
+                    return ended
+                continue
+            asked = {**task, "task_id": task_id}
+            if task.get("cancel_message") is not None:
+                return asked  # asked already
+            # The lease becomes the grace: heartbeats no longer renew it (see heartbeat).
+            update = {"$set": {"cancel_message": message, "lease_until": now + self._cancel_grace,
+                               "update_time": now}}
+            if self._changed(task_id, {"status": status, "attempt": task["attempt"],
+                                       "cancel_message": None}, update):
+                return asked
         raise StateConflict(f"task {task_id} is being changed concurrently; try again")
 
     # -- changes reported by workers ------------------------------------------------------
@@ -322,7 +335,7 @@ class TaskStore:
                                        "lease_until": 1, "cancel_message": 1, "cancelled": 1})
         _check_attempt(task_id, current, attempt)
         if current.get("cancel_message") is not None and _may_report(current, status):
-            return self._end_cancelled(task_id, current, now)
+            return self._end_cancelled(task_id, current, current["cancel_message"], now)
         if current.get("cancelled"):
             raise StateConflict(f"task {task_id} was cancelled; this run's reports are no "
                                 "longer taken")
@@ -333,13 +346,12 @@ class TaskStore:
             raise StateConflict(f"task {task_id} cannot go from {current['status']} to {status}")
         return None
 
-    def _end_cancelled(self, task_id: str, task: Task, now: datetime) -> Task | None:
-        """End a run that was asked to stop failed, with the cancellation's message (None:
-        it changed meanwhile)."""
-        message = task["cancel_message"]
-        if not self._changed(task_id, {"status": task["status"], "attempt": task["attempt"],
-                                       "cancel_message": message},
-                             cancelled(message, now, task["attempt"])):
+    def _end_cancelled(self, task_id: str, task: Task, message: str, now: datetime) -> Task | None:
+        """End a cancelled task failed with the cancellation's message, if it is still as
+        read (None: it changed meanwhile)."""
+        pinned = {"status": task["status"], "attempt": task["attempt"],
+                  "cancel_message": task.get("cancel_message")}
+        if not self._changed(task_id, pinned, ended_failed(message, now, task["attempt"], cancelled=True)):
             return None
         self.counts.moved(task["service"], task["status"], Status.FAILED.value)
         return {"task_id": task_id, "service": task["service"], "status": Status.FAILED.value,

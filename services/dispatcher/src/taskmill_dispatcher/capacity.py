@@ -41,6 +41,7 @@ class Capacity:
     def __init__(self, config: Config, admin: GroupAdmin, store: TaskStore,
                  clock: Callable[[], float] = time.monotonic, refresh_s: float = REFRESH_S) -> None:
         self._lifecycle = config.lifecycle
+        self._services = list(config.services)
         self._groups: dict[str, list[str]] = defaultdict(list)  # consumer group -> its services
         for service in config.services.values():
             self._groups[service.consumer_id].append(service.name)
@@ -57,7 +58,7 @@ class Capacity:
             self._refresh_members()
             self._refresh_run_times()
         return {service: max(self._members.get(service, 1), 1) * self.per_worker(service)
-                for services in self._groups.values() for service in services}
+                for service in self._services}
 
     def per_worker(self, service: str) -> int:
         """About lookahead_s of the service's recent run time, within the configured bounds."""
@@ -68,12 +69,11 @@ class Capacity:
         return min(max(math.ceil(self._lifecycle.lookahead_s / max(run_s, 1e-3)), low), high)
 
     def _refresh_run_times(self) -> None:
-        for services in self._groups.values():
-            for service in services:
-                run_s = self._store.outbox.run_seconds(service)
-                if run_s is not None:
-                    self._run_s[service] = run_s
-                    metrics.RUN_SECONDS.labels(service).set(run_s)
+        for service in self._services:
+            run_s = self._store.run_seconds(service)
+            if run_s is not None:
+                self._run_s[service] = run_s
+                metrics.RUN_SECONDS.labels(service).set(run_s)
 
     def _refresh_members(self) -> None:
         try:

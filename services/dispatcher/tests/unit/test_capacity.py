@@ -5,7 +5,7 @@ from concurrent.futures import Future
 from types import SimpleNamespace
 
 from taskmill.config import load_config
-from taskmill_dispatcher.workers import Capacity
+from taskmill_dispatcher.capacity import Capacity
 from tests.helpers import write_config
 
 
@@ -37,7 +37,7 @@ class Clock:
 
 def capacity(tmp_path, members, run_s, **lifecycle):
     config = load_config(write_config(tmp_path / "config.yaml", extra={"lifecycle": lifecycle}), {})
-    store = SimpleNamespace(outbox=SimpleNamespace(run_seconds=lambda service: run_s.get(service)))
+    store = SimpleNamespace(run_seconds=lambda service: run_s.get(service))
     admin, clock = Admin(members), Clock()
     return Capacity(config, admin, store, clock=clock, refresh_s=5), admin, clock
 
