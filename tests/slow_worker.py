@@ -4,7 +4,8 @@ Its result says which process and attempt ran it, so a test can tell whose outco
 task kept. A condition's `result_key` makes it answer `{result_key: 1}` instead (a test's
 way to hand the api a result it must refuse: a condition cannot hold such a key). It stops
 early when cancelled, unless the condition has `ignore_cancel` (an algorithm that never
-checks).
+checks). A condition's `fail` makes the run fail with that message after its sleep
+(`retry` true: a failure the service's retry policy may run again).
 `python -m tests.slow_worker`.
 """
 
@@ -14,7 +15,7 @@ import os
 import time
 from typing import Any
 
-from taskmill.worker import TaskContext, serve
+from taskmill.worker import TaskContext, TaskFailed, serve
 
 
 def run(condition: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -23,6 +24,8 @@ def run(condition: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         if ctx.cancelled and not condition.get("ignore_cancel"):
             return {"stopped": True}
         time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
+    if "fail" in condition:
+        raise TaskFailed(str(condition["fail"]), retry=bool(condition.get("retry")))
     if "result_key" in condition:
         return {str(condition["result_key"]): 1}
     return {"pid": os.getpid(), "attempt": ctx.attempt}

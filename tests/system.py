@@ -224,16 +224,18 @@ def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[t
 def environment(workdir: Path, servers: Servers, task_db: str, unique: str,
                 lifecycle: Mapping[str, float] | None = None,
                 kafka_settings: Mapping[str, int] | None = None,
+                settings: Mapping[str, Any] | None = None,
                 ) -> tuple[dict[str, str], dict[str, dict[str, str]], int]:
     """The environment of a system of its own: topics, groups and a database of its own,
-    a config file in workdir, the api on a free port. Returns (env, services, api port)."""
+    a config file in workdir (with these `taskmill.` settings), the api on a free port.
+    Returns (env, services, api port)."""
     services = {name: {"source_name": source, "topic_name": f"mq_{name}_{unique}",
                        "consumer_id": f"c_{name}_{unique}"}
                 for name, source in SOURCES.items()}
     port = free_port()
     config = write_config(workdir / "config.yaml", services,
                           {"lifecycle": {"heartbeat_s": 2, **(lifecycle or {})},
-                           "kafka": dict(kafka_settings or {})})
+                           "kafka": dict(kafka_settings or {}), **(settings or {})})
     inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env = {**inherited, "AUTH_TOKEN": TOKEN, "TASKMILL_CONFIG": str(config),
            "MONGO_URI": servers.mongo, "MONGO_DBNAME": task_db,
@@ -249,10 +251,12 @@ def environment(workdir: Path, servers: Servers, task_db: str, unique: str,
 
 def launch(workdir: Path, servers: Servers, task_db: str, unique: str,
            workers: tuple[str, ...] = ("aaa", "bbb"), lifecycle: Mapping[str, float] | None = None,
-           kafka_settings: Mapping[str, int] | None = None, metrics: bool = False) -> System:
+           kafka_settings: Mapping[str, int] | None = None, metrics: bool = False,
+           settings: Mapping[str, Any] | None = None) -> System:
     """Start api, dispatcher and workers with topics, groups and a database of their own
     (with `metrics`, the dispatcher and the workers serve /metrics on ports of their own)."""
-    env, services, port = environment(workdir, servers, task_db, unique, lifecycle, kafka_settings)
+    env, services, port = environment(workdir, servers, task_db, unique, lifecycle, kafka_settings,
+                                      settings)
     system = System(workdir, env, services, ApiClient(f"http://127.0.0.1:{port}", TOKEN), port)
 
     def metrics_port() -> int:
@@ -276,9 +280,11 @@ def start_system(tmp_path: Path, kafka_servers: str, mongo_uri: str, mysql_setti
 
     def start(workers: tuple[str, ...] = ("aaa", "bbb"), kafka: str | None = None,
               mongo: str | None = None, lifecycle: Mapping[str, float] | None = None,
-              kafka_settings: Mapping[str, int] | None = None) -> System:
+              kafka_settings: Mapping[str, int] | None = None, metrics: bool = False,
+              settings: Mapping[str, Any] | None = None) -> System:
         servers = Servers(kafka or kafka_servers, mongo or mongo_uri, mongo_uri, mysql_settings)
-        system = launch(tmp_path, servers, task_db, unique, workers, lifecycle, kafka_settings)
+        system = launch(tmp_path, servers, task_db, unique, workers, lifecycle, kafka_settings,
+                        metrics, settings)
         systems.append(system)
         return system
 

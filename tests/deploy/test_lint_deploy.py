@@ -65,8 +65,8 @@ CASES = {
         "deploy/k8s/base/workers/worker-bbb.yaml", "topic: mq_bbb", "topic: mq_aaa",
         "ScaledObject/taskmill-worker-bbb: topic mq_aaa is not bbb's mq_bbb"),
     "a worker scaled on another service's backlog": (
-        "deploy/k8s/base/workers/worker-bbb.yaml", 'queued_tasks{service="bbb"}',
-        'queued_tasks{service="aaa"}',
+        "deploy/k8s/base/workers/worker-bbb.yaml", 'work_seconds{service="bbb"}',
+        'work_seconds{service="aaa"}',
         "ScaledObject/taskmill-worker-bbb: prometheus trigger's query is about aaa, bbb, not bbb"),
     "a writable root filesystem": (
         "deploy/k8s/base/pod-defaults.yaml", "readOnlyRootFilesystem: true",

@@ -132,6 +132,20 @@ class RetentionConfig(RetentionDays):
         return float(getattr(self.per_service.get(service, self), f"{status}_days"))
 
 
+# The most failed runs in a row a breaker may wait for (the store remembers this many).
+MAX_BREAKER_FAILURES = 100
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """When the dispatcher stops publishing a service's tasks: after `failures` failed runs
+    in a row, for `cooldown_s` (doubled after each failed trial, up to `max_cooldown_s`)."""
+
+    failures: int = 10
+    cooldown_s: float = 60.0
+    max_cooldown_s: float = 600.0
+
+
 @dataclass(frozen=True)
 class ApiConfig:
     """Limits of the HTTP api."""
@@ -170,6 +184,7 @@ class Config:
     sources: SourcesConfig = SourcesConfig()
     retries: Mapping[str, RetryConfig] = field(default_factory=dict)
     retention: RetentionConfig = RetentionConfig()
+    breaker: BreakerConfig = BreakerConfig()
 
     def service(self, name: str) -> ServiceConfig:
         """Return the named service's settings (KeyError when not configured)."""
@@ -219,6 +234,7 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         sources=_sources(extra, env),
         retries=_retries(extra, services),
         retention=_retention(extra, services),
+        breaker=_breaker(extra),
     )
 
 
@@ -330,6 +346,13 @@ def _retention(extra: Mapping[str, Any], services: Mapping[str, ServiceConfig]) 
     return replace(base, per_service={
         name: _section(RetentionDays, per, name, "taskmill.retention.per_service.", defaults)
         for name in per})
+
+
+def _breaker(extra: Mapping[str, Any]) -> BreakerConfig:
+    breaker = _section(BreakerConfig, extra, "breaker")
+    if breaker.failures > MAX_BREAKER_FAILURES:
+        raise ConfigError(f"taskmill.breaker.failures must be at most {MAX_BREAKER_FAILURES}")
+    return breaker
 
 
 def _section(kind: type[T], extra: Mapping[str, Any], key: str, prefix: str = "taskmill.",

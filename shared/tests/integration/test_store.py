@@ -212,12 +212,12 @@ def test_unreachable_server_is_dependency_unavailable(make_config):
         store.close()
 
 
-def test_run_seconds_is_the_median_of_the_last_finished_runs(make_config):
+def test_run_times_are_of_the_last_finished_runs(make_config):
     clock = Clock()
     store = TaskStore(connect(make_config().mongo), clock=clock)
     store.ensure_indexes()
     try:
-        assert store.run_seconds("aaa") is None
+        assert store.run_times("aaa") is None
         for seconds, status in ((1, Status.FINISHED), (10, Status.FINISHED), (2, Status.FINISHED),
                                 (30, Status.FAILED), (40, None)):
             task_id = store.create(AAA, {}, start=True)["task_id"]
@@ -227,8 +227,12 @@ def test_run_seconds_is_the_median_of_the_last_finished_runs(make_config):
             if status is not None:
                 store.report(task_id, status, result={} if status == Status.FINISHED else None,
                              attempt=1)
-        assert store.run_seconds("aaa") == 2.0  # failed and running runs do not count
-        assert store.run_seconds("aaa", last=1) == 2.0
-        assert store.run_seconds("bbb") is None
+            if status == Status.FINISHED:
+                last_success = clock()
+        runs = store.run_times("aaa")
+        # failed and running runs do not count
+        assert (runs.median_s, runs.p95_s, runs.last_end) == (2.0, 10.0, last_success)
+        assert store.run_times("aaa", last=1).median_s == 2.0
+        assert store.run_times("bbb") is None
     finally:
         store.close()

@@ -14,6 +14,7 @@ from typing import Any
 from taskmill.config import Config
 from taskmill.schema import INVALID, WORKER_TRANSITIONS, Status
 from taskmill.store.documents import DEFAULT_PRIORITY
+from taskmill.store.pending import POSITION_CAP
 
 Schema = dict[str, Any]
 
@@ -41,6 +42,17 @@ IDEMPOTENCY_KEY = {
 PRIORITY = {"type": "integer", "minimum": 0, "maximum": 9, "default": DEFAULT_PRIORITY,
             "description": "0 (lowest) to 9 (highest): among a service's started tasks waiting "
                            "for a worker, higher runs first; equal ones oldest start first"}
+PENDING_REASON = {
+    "type": ["string", "null"],
+    "description": "why a ready or waiting task is not running yet, e.g. `not started`, "
+                   "`queued: 37 tasks of aaa ahead`, `retry after <time>`, `publication delayed: "
+                   "Kafka unavailable since <time>`, `no live worker for aaa since <time>`, "
+                   "`service aaa paused after 10 failures in a row; next try at <time>`; null "
+                   "for other statuses"}
+QUEUE_POSITION = {
+    "type": ["integer", "null"], "minimum": 0,
+    "description": "how many started tasks of its service run before it (null: not started, "
+                   f"in a retry's backoff, more than {POSITION_CAP} ahead, or not ready/waiting)"}
 KEY = {"type": "string", "pattern": r"^(?:[^$.][^.]*)?$",
        "description": "keys must not start with '$' or contain '.'"}
 
@@ -130,7 +142,8 @@ def answers(config: Config) -> dict[str, Schema]:
                       task_id={"type": "string"}, status={"enum": [*STATUSES, INVALID]},
                       message=JSON_VALUE, start_time=TIME, end_time=TIME,
                       attempt={"type": "integer"}, progress={"type": ["number", "null"]},
-                      cancelled=CANCELLED)
+                      cancelled=CANCELLED, pending_reason=PENDING_REASON,
+                      queue_position=QUEUE_POSITION)
     event = obj(["status", "time", "attempt", "message"], status={"enum": STATUSES}, time=TIME,
                 attempt={"type": "integer"}, message=JSON_VALUE)
     list_item = obj(["task_id", "service", "status", "condition", "create_time"],

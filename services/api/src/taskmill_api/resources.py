@@ -37,8 +37,9 @@ class Tasks:
     def on_post_status(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.status_task(req.context.body)
         found = self._store.get_many(ask.task_ids)
-        resp.media = {"result": "ok",
-                      "status": [views.status_item(t, found.get(t)) for t in ask.task_ids]}
+        pending = self._store.pending.explain(found)
+        resp.media = {"result": "ok", "status": [views.status_item(t, found.get(t), pending.get(t))
+                                                 for t in ask.task_ids]}
 
     def on_post_update_status(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.update_status(req.context.body)

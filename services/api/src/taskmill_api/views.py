@@ -8,8 +8,10 @@ from taskmill.schema import INVALID, Status, iso
 from taskmill.store import Task
 
 
-def status_item(task_id: str, task: Task | None) -> dict[str, Any]:
-    """One entry of status_task's answer (`Invalid` for an unknown task)."""
+def status_item(task_id: str, task: Task | None,
+                pending: tuple[str, int | None] | None = None) -> dict[str, Any]:
+    """One entry of status_task's answer (`Invalid` for an unknown task), with why a ready
+    or waiting task is not running yet (`pending`: its reason and queue position)."""
     if task is None:
         return {"task_id": task_id, "status": INVALID, "message": None,
                 "start_time": None, "end_time": None}
@@ -22,6 +24,8 @@ def status_item(task_id: str, task: Task | None) -> dict[str, Any]:
         "attempt": task.get("attempt", 0),
         "progress": task.get("progress"),
         "cancelled": bool(task.get("cancelled")),
+        "pending_reason": pending[0] if pending else None,
+        "queue_position": pending[1] if pending else None,
     }
 
 

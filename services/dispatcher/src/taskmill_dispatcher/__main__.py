@@ -24,6 +24,7 @@ from taskmill_dispatcher.relay import Relay, delivery_timeout_s
 from taskmill_dispatcher.retention import Retention
 from taskmill_dispatcher.stats import TaskStats
 from taskmill_dispatcher.topics import ensure_topics
+from taskmill_dispatcher.watch import ServiceWatch
 
 log = logging.getLogger("taskmill_dispatcher")
 
@@ -33,8 +34,8 @@ BACKLOGGED_POLL_S = 0.02
 
 
 class Dispatcher:
-    """The relay, recovery and retention loop, with start-up chores retried until they
-    succeed."""
+    """The relay, recovery, retention and services' watch loop, with start-up chores
+    retried until they succeed."""
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
                  admin: AdminClient, liveness: Liveness) -> None:
@@ -42,10 +43,12 @@ class Dispatcher:
         self._store = store
         self._producer = producer
         self._admin = admin
-        self._relay = Relay(config, store, producer, Capacity(config, admin, store))
+        capacity = Capacity(config, admin, store)
+        self._watch = ServiceWatch(config, store, capacity)
+        self._relay = Relay(config, store, producer, capacity, self._watch)
         self._recovery = Recovery(config, store)
         self._retention = Retention(config, store)
-        self._stats = TaskStats(config, store)
+        self._stats = TaskStats(config, store, capacity.run_times)
         self.liveness = liveness
         self.stopping = threading.Event()
 
@@ -62,6 +65,7 @@ class Dispatcher:
                 topics_ok = topics_ok or self._ensure_topics()
                 moved = (self._relay.run_once() + self._recovery.run_due()
                          + self._retention.run_due())
+                self._watch.run_due()
                 self._stats.run_due()
             except DependencyUnavailable as ex:
                 metrics.LOOP_ERRORS.labels("mongodb").inc()

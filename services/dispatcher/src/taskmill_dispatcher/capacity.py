@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from taskmill.config import Config
-from taskmill.store import TaskStore
+from taskmill.store import RunTimes, TaskStore
 from taskmill_dispatcher import metrics
 from taskmill_dispatcher.interval import Interval
 
@@ -49,7 +49,7 @@ class Capacity:
         self._store = store
         self._interval = Interval(refresh_s, clock)
         self._members: dict[str, int] = {}  # by service; absent: not known yet
-        self._run_s: dict[str, float] = {}  # by service; absent: none finished yet
+        self._runs: dict[str, RunTimes] = {}  # by service; absent: none finished yet
 
     def __call__(self) -> dict[str, int]:
         """How many published, untaken tasks each service may have (refreshed when due)."""
@@ -60,20 +60,28 @@ class Capacity:
         return {service: max(self._members.get(service, 1), 1) * self.per_worker(service)
                 for service in self._services}
 
+    def members(self, service: str) -> int | None:
+        """The service's workers as Kafka last reported them (None: not known yet)."""
+        return self._members.get(service)
+
+    def run_times(self, service: str) -> RunTimes | None:
+        """The service's recent run times as last read (None: none finished yet)."""
+        return self._runs.get(service)
+
     def per_worker(self, service: str) -> int:
         """About lookahead_s of the service's recent run time, within the configured bounds."""
         low, high = self._lifecycle.min_waiting_per_worker, self._lifecycle.max_waiting_per_worker
-        run_s = self._run_s.get(service)
-        if run_s is None:
+        runs = self._runs.get(service)
+        if runs is None:
             return low
-        return min(max(math.ceil(self._lifecycle.lookahead_s / max(run_s, 1e-3)), low), high)
+        return min(max(math.ceil(self._lifecycle.lookahead_s / max(runs.median_s, 1e-3)), low), high)
 
     def _refresh_run_times(self) -> None:
         for service in self._services:
-            run_s = self._store.run_seconds(service)
-            if run_s is not None:
-                self._run_s[service] = run_s
-                metrics.RUN_SECONDS.labels(service).set(run_s)
+            runs = self._store.run_times(service)
+            if runs is not None:
+                self._runs[service] = runs
+                metrics.RUN_SECONDS.labels(service).set(runs.median_s)
 
     def _refresh_members(self) -> None:
         try:

@@ -33,6 +33,17 @@ WORKERS = Gauge("taskmill_dispatcher_workers",
 RUN_SECONDS = Gauge("taskmill_dispatcher_run_seconds",
                     "Median run time (running to finished) of each service's last 50 finished "
                     "tasks: how many tasks a worker is handed at once.", ["service"])
+BACKLOG_WORK_SECONDS = Gauge(
+    "taskmill_dispatcher_backlog_work_seconds",
+    "Each service's queued tasks (as taskmill_dispatcher_queued_tasks) times the 95th percentile "
+    "run time of its last 50 finished tasks (1 s before any finished): the work its workers "
+    "have ahead, for autoscaling.", ["service"])
+BREAKER_STATE = Gauge("taskmill_dispatcher_breaker_state",
+                      "Each service's circuit breaker: 0 closed (publishing), 1 half open (one "
+                      "task on trial), 2 open (paused after failed runs in a row).", ["service"])
+BREAKER_OPENED = Counter("taskmill_dispatcher_breaker_opened_total",
+                         "Times each service's breaker opened (its tasks stopped being published).",
+                         ["service"])
 QUEUED = Gauge("taskmill_dispatcher_queued_tasks",
                "Started tasks of each service that no worker runs yet: in the store's backlog "
                "or published and waiting (what a service's autoscaler should see).", ["service"])

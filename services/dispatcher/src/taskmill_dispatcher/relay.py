@@ -1,9 +1,10 @@
 """The outbox relay: claim started tasks, publish them, record the broker's confirmation.
 
-Each service gets no more published tasks than its workers can take soon (`capacity`,
-see `capacity`): the rest of its backlog waits in the store, where each claim takes
-the highest priority first, so a priority task started behind a long backlog is published
-at the next free place instead of behind it.
+Each service gets no more published tasks than its workers can take soon (see
+`capacity`) and its circuit breaker allows (see `watch` and `breaker`): the rest of its
+backlog waits in the store, where each claim takes the highest priority first, so a
+priority task started behind a long backlog is published at the next free place instead
+of behind it.
 
 One task never stops the others: a message the broker (or the producer, before sending)
 refuses for what it is, too large or not encodable, ends its task failed with the reason
@@ -14,7 +15,8 @@ round.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -29,6 +31,17 @@ from taskmill.store import Task, TaskStore
 from taskmill_dispatcher import metrics
 
 log = logging.getLogger(__name__)
+
+
+class Watch(Protocol):
+    """What the relay tells of each service's publications, and the room its breaker leaves
+    (`watch.ServiceWatch`)."""
+
+    def room(self, service: str, room: int) -> int: ...
+
+    def published(self, service: str, tasks: Sequence[Task]) -> None: ...
+
+    def not_published(self, service: str, error: str) -> None: ...
 
 
 class Producer(Protocol):
@@ -79,12 +92,13 @@ class Relay:
     """Moves started tasks from the store to their services' topics, at least once."""
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
-                 capacity: Callable[[], Mapping[str, int]], batch_size: int = 200,
+                 capacity: Callable[[], Mapping[str, int]], watch: Watch, batch_size: int = 200,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self._config = config
         self._store = store
         self._producer = producer
         self._capacity = capacity
+        self._watch = watch
         self._batch_size = batch_size
         self._clock = clock
         # Services whose last claim filled their room: more may be due as soon as there is room.
@@ -115,10 +129,14 @@ class Relay:
             self._refuse(outcome.task, str(outcome.refused))
         self._store.outbox.mark_published(confirmed)
         now = self._clock()
+        by_service: dict[str, list[Task]] = defaultdict(list)
         for task in confirmed:
+            by_service[task["service"]].append(task)
             metrics.PUBLISHED.labels(task["service"]).inc()
             waited = (now - task["start_requested_at"]).total_seconds()
             metrics.START_TO_PUBLISH_SECONDS.labels(task["service"]).observe(max(waited, 0.0))
+        for service, tasks in by_service.items():
+            self._watch.published(service, tasks)
         return len(confirmed)
 
     def _claim(self) -> list[Task]:
@@ -132,7 +150,10 @@ class Relay:
             waiting = self._store.outbox.in_flight(service, at_most=cap // 2 + 1)
             if waiting > cap // 2:
                 continue
-            room = min(cap - waiting, self._batch_size)
+            room = self._watch.room(service, min(cap - waiting, self._batch_size))
+            if room <= 0:  # paused by its breaker
+                self._backlogged.discard(service)
+                continue
             tasks = self._store.outbox.claim_due(room, self._config.lifecycle.dispatch_claim_s,
                                                  service)
             if len(tasks) == room:
@@ -172,7 +193,8 @@ class Relay:
     def _release(self, failed: list[_Outcome]) -> None:
         for outcome in failed:
             task = outcome.task
+            error = str(outcome.error or "no answer from the broker")
             metrics.PUBLISH_FAILURES.labels(task["service"]).inc()
-            log.warning("publication not confirmed (%s); will retry",
-                        outcome.error or "no answer from the broker", extra=task_fields(task))
+            log.warning("publication not confirmed (%s); will retry", error, extra=task_fields(task))
+            self._watch.not_published(task["service"], error)
         self._store.outbox.release([o.task for o in failed])

@@ -1,7 +1,8 @@
 """Task-level gauges and the upkeep of the task counts, between relay rounds.
 
 Every stats_interval_s the gauges are set from the counts the store keeps (one small read)
-and the outbox (indexed reads: its size and age, and per service what is queued). Every
+and the outbox (indexed reads: its size and age, and per service what is queued, also as
+work-seconds: times the recent 95th percentile run time `capacity` read). Every
 count_check_s the counts are checked against the tasks themselves (`TaskCounts.drift`, one
 aggregation over the whole collection: seconds on a large store, so after a check that
 took d seconds the next waits at least 4·d and checking holds the relay up for at most a
@@ -19,13 +20,15 @@ from collections.abc import Callable
 
 from taskmill.config import Config
 from taskmill.schema import Status, utcnow
-from taskmill.store import TaskStore
+from taskmill.store import RunTimes, TaskStore
 from taskmill_dispatcher import metrics
 from taskmill_dispatcher.interval import Interval
 
 log = logging.getLogger(__name__)
 
 PAUSE_PER_COUNT_SECOND = 4.0
+# A service's run time before any of its tasks finished, for its backlog in work-seconds.
+UNKNOWN_RUN_S = 1.0
 
 
 def next_count_in_s(interval_s: float, count_took_s: float) -> float:
@@ -37,9 +40,11 @@ class TaskStats:
     """The `taskmill_tasks` and backlog gauges, and the counts' reconciliation."""
 
     def __init__(self, config: Config, store: TaskStore,
+                 run_times: Callable[[str], RunTimes | None],
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._services = list(config.services)
         self._store = store
+        self._run_times = run_times
         self._gauges = Interval(config.lifecycle.stats_interval_s, clock)
         self._checks = Interval(config.lifecycle.count_check_s, clock)
         self._clock = clock
@@ -64,8 +69,11 @@ class TaskStats:
                 metrics.TASKS.labels(service, status.value).set(counts.get((service, status.value), 0))
         queued = self._store.outbox.queued()
         for service in self._services:
-            metrics.QUEUED.labels(service).set(queued.get(service, 0)
-                                               + self._store.outbox.in_flight(service))
+            waiting = queued.get(service, 0) + self._store.outbox.in_flight(service)
+            runs = self._run_times(service)
+            metrics.QUEUED.labels(service).set(waiting)
+            metrics.BACKLOG_WORK_SECONDS.labels(service).set(
+                waiting * (runs.p95_s if runs else UNKNOWN_RUN_S))
         oldest = self._store.outbox.oldest_start()
         metrics.BACKLOG.set(sum(queued.values()))
         metrics.BACKLOG_AGE.set(max((utcnow() - oldest).total_seconds(), 0.0) if oldest else 0.0)

@@ -2,9 +2,11 @@
 Kafka's admin client and the store are stand-ins: this is the arithmetic and the fallbacks."""
 
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from taskmill.config import load_config
+from taskmill.store import RunTimes
 from taskmill_dispatcher.capacity import Capacity
 from tests.helpers import write_config
 
@@ -37,7 +39,8 @@ class Clock:
 
 def capacity(tmp_path, members, run_s, **lifecycle):
     config = load_config(write_config(tmp_path / "config.yaml", extra={"lifecycle": lifecycle}), {})
-    store = SimpleNamespace(run_seconds=lambda service: run_s.get(service))
+    store = SimpleNamespace(run_times=lambda service: None if service not in run_s else RunTimes(
+        run_s[service], run_s[service], datetime(2026, 1, 1, tzinfo=UTC)))
     admin, clock = Admin(members), Clock()
     return Capacity(config, admin, store, clock=clock, refresh_s=5), admin, clock
 

@@ -47,6 +47,24 @@ class Outbox:
         self.released += [t["task_id"] for t in tasks]
 
 
+class Watch:
+    """Records what the relay tells; `limits` caps a service's room (its breaker)."""
+
+    def __init__(self, limits=None):
+        self.limits = dict(limits or {})
+        self.confirmed: dict[str, list[str]] = {}
+        self.errors: dict[str, list[str]] = {}
+
+    def room(self, service, room):
+        return min(room, self.limits.get(service, room))
+
+    def published(self, service, tasks):
+        self.confirmed.setdefault(service, []).extend(t["task_id"] for t in tasks)
+
+    def not_published(self, service, error):
+        self.errors.setdefault(service, []).append(error)
+
+
 class Producer:
     """Answers each message by its condition: {"answer": error code}, or raises on produce."""
 
@@ -72,10 +90,10 @@ class Producer:
         return 0
 
 
-def run(batch):
+def run(batch, watch=None):
     outbox = Outbox(batch)
     relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(), lambda: {"aaa": 100},
-                  clock=lambda: NOW)
+                  watch or Watch(), clock=lambda: NOW)
     confirmed = relay.run_once()
     return confirmed, outbox
 
@@ -85,7 +103,7 @@ def test_a_service_gets_only_the_room_its_workers_have():
     half of it is untaken; a claim that fills the room says more may be due."""
     outbox = Outbox([task(n) for n in range(10)], in_flight={"aaa": 3, "bbb": 2})
     relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(),
-                  lambda: {"aaa": 6, "bbb": 2}, clock=lambda: NOW)
+                  lambda: {"aaa": 6, "bbb": 2}, Watch(), clock=lambda: NOW)
     assert relay.run_once() == 3
     assert outbox.asked == {"aaa": 3} and relay.backlogged
     outbox.waiting = {"aaa": 4, "bbb": 2}
@@ -102,10 +120,26 @@ def test_each_message_of_a_batch_gets_what_its_answer_calls_for():
     ok, too_large, invalid, timeout, full, unencodable, last = (
         task(1), task(2, {"raise": 1}), task(3, {"invalid": 1}), task(4, {"timeout": 1}),
         task(5, {"full": 1}), task(6, {"bad": "\ud800"}), task(7))
-    confirmed, outbox = run([ok, too_large, invalid, timeout, full, unencodable, last])
+    watch = Watch()
+    confirmed, outbox = run([ok, too_large, invalid, timeout, full, unencodable, last], watch)
     assert confirmed == 2 and outbox.published == [ok["task_id"], last["task_id"]]
+    assert watch.confirmed == {"aaa": outbox.published}
+    assert len(watch.errors["aaa"]) == 2  # the unanswered ones: the broker's health
     assert outbox.released == [timeout["task_id"], full["task_id"]]
     refused = dict(outbox.refused)
     assert set(refused) == {too_large["task_id"], invalid["task_id"], unencodable["task_id"]}
     assert "refused the task's message" in refused[too_large["task_id"]]
     assert "cannot be encoded" in refused[unencodable["task_id"]]
+
+
+def test_a_service_paused_by_its_breaker_gets_nothing_and_others_go_on():
+    bbb = {**task(9), "task_id": f"ts_bbb_{9:032x}", "service": "bbb"}
+    outbox = Outbox([task(1), task(2), bbb])
+    watch = Watch(limits={"aaa": 0})
+    relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(),
+                  lambda: {"aaa": 10, "bbb": 10}, watch, clock=lambda: NOW)
+    assert relay.run_once() == 1
+    assert outbox.asked == {"bbb": 10} and watch.confirmed == {"bbb": [bbb["task_id"]]}
+    assert not relay.backlogged  # a paused service is not worth looking at again soon
+    watch.limits = {"aaa": 1}  # half open: one trial
+    assert relay.run_once() == 1 and outbox.asked["aaa"] == 1

@@ -5,9 +5,12 @@ is an in-memory stand-in whose check takes as long as the test says, on a clock 
 turns; the counts on the real store are checked in shared/tests/integration/test_counts.py
 and the gauges in tests/e2e/test_metrics.py."""
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from taskmill.config import load_config
+from taskmill.store import RunTimes
+from taskmill_dispatcher import metrics
 from taskmill_dispatcher.stats import TaskStats, next_count_in_s
 from tests.helpers import ROOT
 
@@ -46,10 +49,12 @@ class Counts:
         return {}
 
 
-def stats_with(counts: Counts) -> TaskStats:
+def stats_with(counts: Counts, queued=None, in_flight=None, run_times=None) -> TaskStats:
     store = SimpleNamespace(counts=counts, outbox=SimpleNamespace(
-        queued=dict, in_flight=lambda service: 0, oldest_start=lambda: None))
-    return TaskStats(CONFIG, store, clock=counts.clock)
+        queued=lambda: dict(queued or {}), in_flight=lambda service: (in_flight or {}).get(service, 0),
+        oldest_start=lambda: None))
+    return TaskStats(CONFIG, store, lambda service: (run_times or {}).get(service),
+                     clock=counts.clock)
 
 
 def checks_over(seconds: float, check_s: float) -> int:
@@ -91,3 +96,14 @@ def test_a_drift_seen_twice_in_a_row_is_corrected_once():
     for _ in range(3):
         stats.check_counts()
     assert counts.corrected == [("aaa", 9, {"running": 1})]
+
+
+def test_the_backlog_in_work_seconds_is_queued_tasks_times_the_p95_run_time():
+    """What a service has queued (in the store and on Kafka) times its recent p95 run time;
+    a service with no finished run counts a second a task."""
+    runs = RunTimes(median_s=1.0, p95_s=2.5, last_end=datetime(2026, 1, 1, tzinfo=UTC))
+    stats = stats_with(Counts(Clock()), queued={"aaa": 3, "bbb": 2}, in_flight={"aaa": 1},
+                       run_times={"aaa": runs})
+    stats.set_gauges()
+    assert metrics.BACKLOG_WORK_SECONDS.labels("aaa")._value.get() == 10.0
+    assert metrics.BACKLOG_WORK_SECONDS.labels("bbb")._value.get() == 2.0

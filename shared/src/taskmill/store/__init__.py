@@ -3,6 +3,6 @@
 from taskmill.store.connection import Task, connect
 from taskmill.store.documents import new_task
 from taskmill.store.leases import Recovered
-from taskmill.store.tasks import TaskStore
+from taskmill.store.tasks import RunTimes, TaskStore
 
-__all__ = ["Recovered", "Task", "TaskStore", "connect", "new_task"]
+__all__ = ["Recovered", "RunTimes", "Task", "TaskStore", "connect", "new_task"]

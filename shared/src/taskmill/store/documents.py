@@ -44,8 +44,10 @@ INDEXES = [*LIST_INDEXES.values(), OUTBOX_INDEX, PRIORITY_INDEX, LEASE_INDEX, SE
 
 DEFAULT_PRIORITY = 5
 
+# status_task's fields, and what explains a task that waits (`pending`).
 STATUS_FIELDS = {"_id": 0, "task_id": 1, "status": 1, "status_message": 1, "start_time": 1,
-                 "end_time": 1, "attempt": 1, "progress": 1, "cancelled": 1}
+                 "end_time": 1, "attempt": 1, "progress": 1, "cancelled": 1, "service": 1,
+                 "outbox": 1, "start_requested_at": 1, "update_time": 1}
 LIST_FIELDS = {"_id": 0, "task_id": 1, "service": 1, "status": 1, "condition": 1, "create_time": 1}
 # What a dispatcher needs of a claimed task: everything but the history.
 RELAY_FIELDS = {"_id": 0, "history": 0}

@@ -4,15 +4,18 @@ Each change of a task is one conditional update of its document whose filter sta
 change's precondition (the transitions of `taskmill.schema`, the attempt it belongs to),
 so it is atomic on MongoDB and on the local engine alike, without transactions, and a
 refused change costs one more read to say why. The dispatcher's side lives in `outbox`,
-`leases` and `retention`, the per-status counts in `counts`. Connection problems surface as
-`DependencyUnavailable`.
+`leases` and `retention`, the per-status counts in `counts`, what is known of each service
+beyond its tasks in `service_states`, why a task waits in `pending`. Connection problems
+surface as `DependencyUnavailable`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,9 +54,20 @@ from taskmill.store.documents import (
 from taskmill.store.leases import Leases, run_again
 from taskmill.store.monitoring import CommandCounter
 from taskmill.store.outbox import Outbox
+from taskmill.store.pending import Pending
 from taskmill.store.retention import Retention
+from taskmill.store.service_states import ServiceStates
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """A service's recent finished runs: how long they took, and when the last ended."""
+
+    median_s: float
+    p95_s: float
+    last_end: datetime
 
 # What a change reads back: enough to answer and to move the counts.
 _CHANGED_FIELDS = {"_id": 0, "task_id": 1, "service": 1, "status": 1, "attempt": 1, "lease_until": 1}
@@ -78,6 +92,8 @@ class TaskStore:
         self.outbox = Outbox(collection, self.counts, clock, lifecycle.waiting_timeout_s)
         self.leases = Leases(collection, self.counts, clock, lifecycle.max_attempts)
         self.retention = Retention(collection, self.counts, clock)
+        self.services = ServiceStates(collection)
+        self.pending = Pending(collection, self.services, clock, lifecycle.stall_s)
 
     @classmethod
     def open(cls, config: Config, appname: str = "taskmill") -> TaskStore:
@@ -117,9 +133,9 @@ class TaskStore:
             found = self._tasks.find({"_id": {"$in": list(dict.fromkeys(task_ids))}}, STATUS_FIELDS)
             return {task["task_id"]: task for task in found}
 
-    def run_seconds(self, service: str, last: int = 50) -> float | None:
-        """The median run time (running → finished) of the service's last finished tasks,
-        or None before any finished."""
+    def run_times(self, service: str, last: int = 50) -> RunTimes | None:
+        """The run times (running → finished) of the service's last finished tasks, or
+        None before any finished."""
         with unavailable_as_error():
             ended = list(self._tasks.find(
                 {"service": service, "status": Status.FINISHED.value, "outbox": False},
@@ -127,7 +143,10 @@ class TaskStore:
                 .hint(SERVICE_STATUS_INDEX[0]).limit(-last))
         runs = sorted((t["end_time"] - t["start_time"]).total_seconds() for t in ended
                       if t.get("start_time") and t.get("end_time"))
-        return runs[len(runs) // 2] if runs else None
+        if not runs:
+            return None
+        return RunTimes(median_s=runs[len(runs) // 2], p95_s=runs[math.ceil(0.95 * len(runs)) - 1],
+                        last_end=max(t["end_time"] for t in ended if t.get("end_time")))
 
     def list(self, page: int, p_size: int, service: str | None = None,
              status: str | None = None) -> tuple[int, list[Task]]:
@@ -296,6 +315,8 @@ class TaskStore:
             before = self._apply(task_id, precondition, update)
             if before is not None:
                 self.counts.moved(before["service"], before["status"], status.value)
+                if status == Status.FAILED:
+                    self.services.run_failed(before["service"], now)
                 return {**before, "status": status.value, "lease_until": fields["lease_until"]}
             answer = self._refused_report(task_id, status, known, now)
             if answer is not None:
@@ -375,6 +396,7 @@ class TaskStore:
         if not self._changed(task_id, {"status": task["status"], "attempt": task["attempt"]}, update):
             raise StateConflict(f"task {task_id} is being changed concurrently; try again")
         self.counts.moved(task["service"], task["status"], Status.WAITING.value)
+        self.services.run_failed(task["service"], now)
         return {"task_id": task_id, "service": task["service"], "status": Status.WAITING.value,
                 "attempt": attempt, "lease_until": None}
 
