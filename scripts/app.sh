@@ -7,33 +7,50 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-TOKEN_FILE=$LOCAL/auth-token
+TOKENS=$LOCAL/tokens
 VENV=$ROOT/.venv/bin
+MADE=()  # the tokens this start made (printed once)
 
-auth_token() {
-  if [ -n "${AUTH_TOKEN:-}" ]; then
-    printf '%s' "$AUTH_TOKEN"
+# local_token VAR FILE: the token in the environment variable VAR, else the one kept in
+# FILE, else a new one (kept there, owner-only, and printed once).
+local_token() {
+  local var=$1 file=$2
+  if [ -n "${!var:-}" ]; then
+    printf '%s' "${!var}"
     return
   fi
-  [ -f "$TOKEN_FILE" ] || (umask 077; "$VENV/python" -c 'import secrets; print(secrets.token_urlsafe(24))' >"$TOKEN_FILE")
-  cat "$TOKEN_FILE"
+  if [ ! -f "$file" ]; then
+    mkdir -p "$(dirname "$file")"
+    (umask 077; "$VENV/python" -c 'import secrets; print(secrets.token_urlsafe(24))' >"$file")
+    MADE+=("$var")
+  fi
+  cat "$file"
 }
 
 start() {
   eval "$("$ROOT/scripts/infra.sh" env)"
   export TASKMILL_CONFIG=${TASKMILL_CONFIG:-$ROOT/config/config.yaml}
   export TASKMILL_API_URL=http://127.0.0.1:$API_PORT
-  GIVEN_TOKEN=${AUTH_TOKEN:-}
-  AUTH_TOKEN=$(auth_token)
-  export AUTH_TOKEN
+  # The shipped config's tokens: AUTH_TOKEN (admin), CLIENT_TOKEN, and a worker token per
+  # service. The api gets them all (it checks them); each worker only its own.
+  local var
+  for var in AUTH_TOKEN CLIENT_TOKEN WORKER_TOKEN_AAA WORKER_TOKEN_BBB; do
+    local file=$TOKENS/$var
+    [ "$var" = AUTH_TOKEN ] && file=$LOCAL/auth-token
+    local_token "$var" "$file" >/dev/null  # made now, outside the subshell below
+    export "$var=$(local_token "$var" "$file")"
+  done
 
   API_BIND=127.0.0.1:$API_PORT PROMETHEUS_MULTIPROC_DIR=$RUN_DIR/prometheus-api \
     start_bg api "$VENV/gunicorn" -c python:taskmill_api.gunicorn_conf taskmill_api.wsgi:app
   wait_for "the api's /readyz on :$API_PORT" 60 api \
     curl -sf -o /dev/null "http://127.0.0.1:$API_PORT/readyz"
-  start_bg dispatcher "$VENV/python" -m taskmill_dispatcher --metrics-port 9101
-  start_bg worker-aaa "$VENV/python" -m taskmill_worker_aaa --metrics-port 9102
-  start_bg worker-bbb "$VENV/python" -m taskmill_worker_bbb --metrics-port 9103
+  local others=(-u AUTH_TOKEN -u CLIENT_TOKEN -u WORKER_TOKEN_AAA -u WORKER_TOKEN_BBB)
+  start_bg dispatcher env "${others[@]}" "$VENV/python" -m taskmill_dispatcher --metrics-port 9101
+  start_bg worker-aaa env "${others[@]}" WORKER_TOKEN="$WORKER_TOKEN_AAA" \
+    "$VENV/python" -m taskmill_worker_aaa --metrics-port 9102
+  start_bg worker-bbb env "${others[@]}" WORKER_TOKEN="$WORKER_TOKEN_BBB" \
+    "$VENV/python" -m taskmill_worker_bbb --metrics-port 9103
 
   cat <<INFO
 
@@ -43,13 +60,14 @@ Taskmill is up.
   workers     aaa metrics :9102, bbb metrics :9103
   Kafka 127.0.0.1:$KAFKA_PORT, FerretDB (MongoDB protocol) 127.0.0.1:$FERRETDB_PORT, MariaDB 127.0.0.1:$MARIADB_PORT
   pids in $RUN_DIR, logs in $LOG_DIR
+  tokens: AUTH_TOKEN (admin) in $LOCAL/auth-token; CLIENT_TOKEN (client), WORKER_TOKEN_AAA
+          and WORKER_TOKEN_BBB (workers) in $TOKENS/ (or the ones of your environment)
 INFO
-  if [ -n "$GIVEN_TOKEN" ]; then
-    printf '  token: the AUTH_TOKEN of your environment\n'
-  else
-    printf '  token: export AUTH_TOKEN=%s   (made once, kept in %s)\n' "$AUTH_TOKEN" "$TOKEN_FILE"
-  fi
-  printf '  try:   curl -s -X POST -H "Authorization: $AUTH_TOKEN" http://127.0.0.1:%s/api/service_task\n\n' "$API_PORT"
+  for var in "${MADE[@]}"; do
+    printf '  made:  export %s=%s\n' "$var" "${!var}"
+  done
+  [ -f "$TOKENS/CLIENT_TOKEN" ] && printf '  try:   export CLIENT_TOKEN=$(cat %s/CLIENT_TOKEN)\n' "$TOKENS"
+  printf '         curl -s -X POST -H "Authorization: $CLIENT_TOKEN" http://127.0.0.1:%s/api/service_task\n\n' "$API_PORT"
 }
 
 stop() {

@@ -56,7 +56,10 @@ CRD_MODULES = {
 SECRET_NAME = "taskmill"
 # The environment a Taskmill process reads: the config's overrides, gunicorn's settings
 # (services/api/src/taskmill_api/gunicorn_conf.py) and Python's own. Anything else is a typo.
-KNOWN_ENV = {*ENV_OVERRIDES, "API_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS",
+# The variables the shipped config's named tokens are read from (`env:`) are settings too.
+TOKEN_ENV = {entry["env"] for entry in yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+             .get("taskmill", {}).get("tokens", []) if isinstance(entry, dict) and "env" in entry}
+KNOWN_ENV = {*ENV_OVERRIDES, *TOKEN_ENV, "API_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS",
              "PROMETHEUS_MULTIPROC_DIR", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
 # What a kafka trigger must say (KEDA ignores a misspelt key and falls back to its default).
 KAFKA_TRIGGER_KEYS = {"consumerGroup", "topic", "lagThreshold"}
@@ -319,6 +322,7 @@ class Rules:
             worker = f"taskmill-worker-{name}"
             if worker not in deployments:
                 self.problems.add(self.where, f"service {name} has no Deployment {worker}")
+            self.check_worker_token(deployments.get(worker), name)
             if worker not in scaled:
                 self.problems.add(self.where, f"service {name} has no ScaledObject for {worker}")
                 continue
@@ -326,6 +330,20 @@ class Rules:
         for target, obj in scaled.items():
             if target not in deployments:
                 self.add(obj, f"scales {target}, which is not a Deployment of the overlay")
+
+    def check_worker_token(self, deployment: dict[str, Any] | None, service: str) -> None:
+        """A worker reports with a token of its own service (least privilege), never with
+        the admin's AUTH_TOKEN."""
+        if deployment is None:
+            return
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            env = {var["name"]: var.get("valueFrom", {}).get("secretKeyRef", {}).get("key")
+                   for var in container.get("env", [])}
+            if "AUTH_TOKEN" in env:
+                self.add(deployment, "a worker must not hold AUTH_TOKEN (the admin token)")
+            if env.get("WORKER_TOKEN") != f"WORKER_TOKEN_{service.upper()}":
+                self.add(deployment, f"WORKER_TOKEN must come from the secret key "
+                                     f"WORKER_TOKEN_{service.upper()}")
 
     def check_scaling(self, obj: dict[str, Any], config: Config, service: str) -> None:
         expected = config.service(service)

@@ -105,15 +105,17 @@ class System:
         """Start a dispatcher (serving /metrics on metrics_port unless it is 0)."""
         return self._start_served(name, metrics_port, "taskmill_dispatcher")
 
-    def start_worker(self, service: str, name: str | None = None,
-                     metrics_port: int = 0) -> subprocess.Popen[bytes]:
+    def start_worker(self, service: str, name: str | None = None, metrics_port: int = 0,
+                     env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start a worker of service (serving /metrics on metrics_port unless it is 0)."""
-        return self._start_served(name or f"worker-{service}", metrics_port, WORKERS[service])
+        return self._start_served(name or f"worker-{service}", metrics_port, WORKERS[service], env)
 
-    def _start_served(self, name: str, metrics_port: int, module: str) -> subprocess.Popen[bytes]:
+    def _start_served(self, name: str, metrics_port: int, module: str,
+                      env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         if metrics_port:
             self.metrics_urls[name] = f"http://127.0.0.1:{metrics_port}/metrics"
-        return self.start(name, str(BIN / "python"), "-m", module, "--metrics-port", str(metrics_port))
+        return self.start(name, str(BIN / "python"), "-m", module, "--metrics-port", str(metrics_port),
+                          env=env)
 
     def metric(self, name: str, **labels: str) -> dict[str, float]:
         """The sum of a metric's samples (whose labels include `labels`), by running process."""

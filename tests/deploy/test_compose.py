@@ -75,3 +75,15 @@ def test_sample_data_service_fills_both_sources(tmp_path: Path, kafka_servers: s
         assert cursor.fetchone()[0] == len(data.customers())
         cursor.execute("SELECT COUNT(*) FROM orders")
         assert cursor.fetchone()[0] == len(data.orders())
+
+
+def test_each_process_gets_only_the_tokens_it_uses() -> None:
+    """The api checks every token; each worker reports with its own service's token; the
+    dispatcher and the sample data need none (least privilege)."""
+    def tokens(name: str) -> dict[str, str]:
+        return {k: v for k, v in COMPOSE["services"][name]["environment"].items() if "TOKEN" in k}
+    assert set(tokens("api")) == {"AUTH_TOKEN", "CLIENT_TOKEN", "WORKER_TOKEN_AAA", "WORKER_TOKEN_BBB"}
+    for service in ("aaa", "bbb"):
+        [(key, value)] = tokens(f"worker-{service}").items()
+        assert key == "WORKER_TOKEN" and value.startswith(f"${{WORKER_TOKEN_{service.upper()}:?")
+    assert tokens("dispatcher") == {} and tokens("sample-data") == {}

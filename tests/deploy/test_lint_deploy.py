@@ -76,8 +76,11 @@ CASES = {
         "terminationGracePeriodSeconds: 10",
         "terminationGracePeriodSeconds 10 does not cover lifecycle.shutdown_grace_s 25"),
     "a secret key the template does not have": (
-        "deploy/k8s/base/api/deployment.yaml", "key: AUTH_TOKEN}", "key: API_TOKEN}",
-        "env AUTH_TOKEN: secret taskmill/API_TOKEN is not in deploy/k8s/secret.example.yaml"),
+        "deploy/k8s/base/api/deployment.yaml", "key: CLIENT_TOKEN,", "key: USER_TOKEN,",
+        "env CLIENT_TOKEN: secret taskmill/USER_TOKEN is not in deploy/k8s/secret.example.yaml"),
+    "a worker reporting with another service's token": (
+        "deploy/k8s/base/workers/worker-bbb.yaml", "key: WORKER_TOKEN_BBB}", "key: WORKER_TOKEN_AAA}",
+        "Deployment/taskmill-worker-bbb: WORKER_TOKEN must come from the secret key WORKER_TOKEN_BBB"),
     "a misspelt setting in an overlay": (
         "deploy/k8s/overlays/stage/kustomization.yaml", "- KAFKA_BOOTSTRAP_SERVERS=",
         "- KAFKA_BOOTSTRAP_SERVER=",

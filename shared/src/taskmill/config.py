@@ -22,6 +22,7 @@ import yaml
 
 from taskmill.errors import ConfigError
 from taskmill.schema import SERVICE_NAME
+from taskmill.token_config import TokenConfig, file_entries, parse_tokens
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[3] / "config" / "config.y
 
 # Environment variables that override the file (documented in the README).
 ENV_OVERRIDES = (
-    "TASKMILL_CONFIG", "TASKMILL_ENV", "AUTH_TOKEN",
+    "TASKMILL_CONFIG", "TASKMILL_ENV", "AUTH_TOKEN", "TASKMILL_TOKENS_FILE", "WORKER_TOKEN",
     "MONGO_URI", "MONGO_HOST", "MONGO_PORT", "MONGO_USERNAME", "MONGO_PASSWORD",
     "MONGO_DBNAME", "MONGO_COLLECTION",
     "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
@@ -178,7 +179,10 @@ class Config:
     max_status_task: int
     mongo: MongoConfig
     kafka: KafkaConfig
-    auth_token: str = field(repr=False)
+    # The api's tokens (hashes only; AUTH_TOKEN's among them when set), and the token a
+    # worker reports with: WORKER_TOKEN, else AUTH_TOKEN.
+    tokens: tuple[TokenConfig, ...] = ()
+    worker_token: str = field(default="", repr=False)
     lifecycle: LifecycleConfig = LifecycleConfig()
     api: ApiConfig = ApiConfig()
     sources: SourcesConfig = SourcesConfig()
@@ -228,7 +232,8 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         max_status_task=max_status,
         mongo=_mongo(_mapping(raw.get(env_name), env_name), env_name, env, extra),
         kafka=_kafka(_mapping(raw.get("mq_conf"), "mq_conf"), env, extra),
-        auth_token=env.get("AUTH_TOKEN", ""),
+        tokens=_tokens(extra, env, services),
+        worker_token=env.get("WORKER_TOKEN") or env.get("AUTH_TOKEN", ""),
         lifecycle=_section(LifecycleConfig, extra, "lifecycle"),
         api=_api(extra, env),
         sources=_sources(extra, env),
@@ -346,6 +351,17 @@ def _retention(extra: Mapping[str, Any], services: Mapping[str, ServiceConfig]) 
     return replace(base, per_service={
         name: _section(RetentionDays, per, name, "taskmill.retention.per_service.", defaults)
         for name in per})
+
+
+def _tokens(extra: Mapping[str, Any], env: Mapping[str, str],
+            services: Mapping[str, ServiceConfig]) -> tuple[TokenConfig, ...]:
+    listed = extra.get("tokens") or []
+    if not isinstance(listed, list):
+        raise ConfigError("taskmill.tokens must be a list")
+    entries = [(f"taskmill.tokens[{i}]", entry) for i, entry in enumerate(listed)]
+    if env.get("TASKMILL_TOKENS_FILE"):
+        entries += file_entries(env["TASKMILL_TOKENS_FILE"])
+    return parse_tokens(entries, env, services)
 
 
 def _breaker(extra: Mapping[str, Any]) -> BreakerConfig:

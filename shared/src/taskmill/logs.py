@@ -11,7 +11,7 @@ from typing import Any
 from taskmill.schema import iso
 
 # Attributes a caller may attach with `extra=` that belong in the JSON line.
-CONTEXT_FIELDS = ("task_id", "service", "attempt", "request_id", "route", "status")
+CONTEXT_FIELDS = ("task_id", "service", "attempt", "request_id", "route", "status", "token")
 
 # A message (which may quote a task's condition or an algorithm's error) is cut here.
 MAX_MESSAGE_CHARS = 2000

@@ -58,6 +58,12 @@ def keyed_task_id(service: str, idempotency_key: str) -> str:
     return f"ts_{service}_{uuid.uuid5(KEYED_IDS, f'{service}/{idempotency_key}').hex}"
 
 
+def service_of(task_id: str) -> str | None:
+    """The service a task id names (None: not a task id)."""
+    match = TASK_ID.match(task_id)
+    return None if match is None else match["service"]
+
+
 def is_task_id(value: object) -> bool:
     """Tell whether value has the shape of a task id."""
     return isinstance(value, str) and TASK_ID.match(value) is not None

@@ -37,7 +37,7 @@ def test_environment_overrides_the_file():
     assert (config.mongo.dbname, config.mongo.collection) == ("prod_task", "tasks")
     assert config.kafka.bootstrap_servers == ("k1:9092", "k2:9092")
     assert config.kafka.sasl_username == "key"
-    assert config.auth_token == "tok"
+    assert config.worker_token == "tok"  # AUTH_TOKEN without WORKER_TOKEN
     assert config.sources.mysql_port == 3307
 
 

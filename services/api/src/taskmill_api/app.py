@@ -7,7 +7,9 @@ import falcon
 from taskmill.config import Config
 from taskmill.store import TaskStore
 from taskmill_api import errors, openapi
-from taskmill_api.middleware import JsonBody, RequestContext, TokenAuth
+from taskmill_api.auth import Tokens
+from taskmill_api.middleware import Audit, JsonBody, RequestContext, TokenAuth
+from taskmill_api.rate_limits import RateLimits
 from taskmill_api.resources import Health, Metrics, OpenApi, Tasks
 
 ROUTES = {
@@ -24,10 +26,13 @@ ROUTES = {
 }
 
 
-def create_app(config: Config, store: TaskStore) -> falcon.App:
-    """Return the WSGI app serving the contract over the given store."""
-    app = falcon.App(middleware=[RequestContext(), TokenAuth(config.auth_token),
-                                 JsonBody(config.api.max_body_bytes)])
+def create_app(config: Config, store: TaskStore, limits: RateLimits | None = None) -> falcon.App:
+    """Return the WSGI app serving the contract over the given store (the tokens' rate
+    limits in `limits`: the instance's shared buckets; by default the process's own)."""
+    # TokenAuth after JsonBody: a refused call's audit line names the task it asked about.
+    app = falcon.App(middleware=[
+        RequestContext(), Audit(), JsonBody(config.api.max_body_bytes),
+        TokenAuth(Tokens(config.tokens), limits or RateLimits(config.tokens))])
     app.req_options.strip_url_path_trailing_slash = True
     errors.register(app)
     tasks = Tasks(config, store)

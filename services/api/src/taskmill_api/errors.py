@@ -2,8 +2,10 @@
 
     TaskmillError (taskmill.errors)
     ├── Unauthorized          missing or wrong token                       401
+    ├── Forbidden             the token's role does not allow the call     403
     ├── BodyTooLarge          request body over the configured limit       413
-    └── NotJson               body is not JSON (or not declared as JSON)   415 / 400
+    ├── NotJson               body is not JSON (or not declared as JSON)   415 / 400
+    └── TooManyRequests       the token is over its rate limit             429 + Retry-After
 
 Every error answers with the contract's body `{"result": "exception", "message": …}`.
 """
@@ -31,6 +33,18 @@ class Unauthorized(TaskmillError):
     """Raised when the Authorization header is missing or does not hold the token."""
 
 
+class Forbidden(TaskmillError):
+    """Raised when a valid token's role does not allow the call."""
+
+
+class TooManyRequests(TaskmillError):
+    """Raised when a token is over its rate limit; `retry_after` in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class BodyTooLarge(TaskmillError):
     """Raised when the request body is larger than the configured limit."""
 
@@ -50,6 +64,10 @@ def http_status(ex: TaskmillError) -> str:
             return falcon.HTTP_400
         case Unauthorized():
             return falcon.HTTP_401
+        case Forbidden():
+            return falcon.HTTP_403
+        case TooManyRequests():
+            return falcon.HTTP_429
         case TaskNotFound():
             return falcon.HTTP_404
         case StateConflict():
@@ -74,6 +92,8 @@ def handle_taskmill_error(req: falcon.Request, resp: falcon.Response, ex: Taskmi
     resp.status = http_status(ex)
     resp.media = exception_body(str(ex))
     req.context.error = type(ex).__name__
+    if isinstance(ex, TooManyRequests):
+        resp.set_header("Retry-After", str(ex.retry_after))
     if isinstance(ex, DependencyUnavailable):
         log.warning("dependency unavailable: %s", ex)
 

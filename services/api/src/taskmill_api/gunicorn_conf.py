@@ -1,7 +1,8 @@
 """gunicorn settings: `gunicorn -c python:taskmill_api.gunicorn_conf taskmill_api.wsgi:app`.
 
 Bind address, workers and threads come from the environment (API_BIND, WEB_CONCURRENCY,
-GUNICORN_THREADS); PROMETHEUS_MULTIPROC_DIR makes /metrics add up all workers. On SIGTERM
+GUNICORN_THREADS); PROMETHEUS_MULTIPROC_DIR makes /metrics add up all workers; the
+workers share the tokens' rate limits through a file named for the master. On SIGTERM
 the workers finish the requests in hand within the config's lifecycle.shutdown_grace_s.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from taskmill.config import load_config
+from taskmill_api.rate_limits import instance_path
 
 bind = os.environ.get("API_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -26,11 +28,18 @@ errorlog = "-"
 
 
 def on_starting(server: Any) -> None:
-    """Empty the multiprocess metrics folder: stale files would add old counts."""
+    """Empty the multiprocess metrics folder (stale files would add old counts) and start
+    the rate limits' buckets afresh."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
         Path(folder).mkdir(parents=True, exist_ok=True)
+    instance_path(os.getpid()).unlink(missing_ok=True)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the rate limits' buckets of this instance."""
+    instance_path(os.getpid()).unlink(missing_ok=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -13,8 +13,9 @@ from prometheus_client import (
     multiprocess,
 )
 
-REQUESTS = Counter("taskmill_api_requests_total", "HTTP requests answered.",
-                   ["route", "method", "status"])
+REQUESTS = Counter("taskmill_api_requests_total",
+                   "HTTP requests answered, by the name of the token they came with (`-`: none "
+                   "or an unknown one).", ["route", "method", "status", "token"])
 REQUEST_SECONDS = Histogram("taskmill_api_request_duration_seconds",
                             "Time to answer a request.", ["route"],
                             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))

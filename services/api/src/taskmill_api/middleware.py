@@ -1,9 +1,10 @@
-"""Cross-cutting concerns of every request: request id, timing, auth and the JSON body."""
+"""Cross-cutting concerns of every request: request id, timing, auth, rate limits, the
+audit log and the JSON body."""
 
 from __future__ import annotations
 
-import hmac
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -13,10 +14,16 @@ import falcon
 from taskmill.errors import InvalidParameter
 from taskmill.logs import clip
 from taskmill_api import metrics
-from taskmill_api.errors import BodyTooLarge, NotJson, Unauthorized
+from taskmill_api.auth import Tokens
+from taskmill_api.errors import BodyTooLarge, NotJson, TooManyRequests, Unauthorized
+from taskmill_api.rate_limits import RateLimits, retry_after
 from taskmill_api.validation import MAX_DEPTH, NO_BODY, check_storable
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+STATE_CHANGING = frozenset({"/api/create_task", "/api/start_task", "/api/update_task",
+                            "/api/cancel_task", "/api/update_status_task", "/api/heartbeat_task"})
+
+audit = logging.getLogger("taskmill.audit")
 
 
 class RequestContext:
@@ -32,29 +39,61 @@ class RequestContext:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
         route = req.uri_template or "unmatched"
-        metrics.REQUESTS.labels(route, req.method, resp.status_code).inc()
+        caller = getattr(req.context, "caller", None)
+        metrics.REQUESTS.labels(route, req.method, resp.status_code,
+                                caller.name if caller is not None else "-").inc()
         metrics.REQUEST_SECONDS.labels(route).observe(time.perf_counter() - req.context.started)
         if resp.status_code == 409:
             metrics.STATE_CONFLICTS.labels(route).inc()
 
 
 class TokenAuth:
-    """Require `Authorization: <token>` or `Bearer <token>`, compared in constant time."""
+    """Identify the caller by `Authorization: <token>` or `Bearer <token>` (401), hold it
+    to its rate limit (429), then, once the body is read, to its role's routes (403);
+    `req.context.caller`."""
 
-    def __init__(self, token: str) -> None:
-        if not token:
-            raise ValueError("the api needs a token (AUTH_TOKEN)")
-        self._token = token.encode()
+    def __init__(self, tokens: Tokens, limits: RateLimits) -> None:
+        self._tokens = tokens
+        self._limits = limits
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.caller = None
         if req.path in PUBLIC_PATHS:
             return
         given = (req.get_header("Authorization") or "").strip()
         if given[:7].lower() == "bearer ":
             given = given[7:].strip()
-        if not hmac.compare_digest(given.encode(), self._token):
+        caller = self._tokens.identify(given)
+        if caller is None:
             metrics.AUTH_FAILURES.inc()
             raise Unauthorized("unauthorized: missing or wrong token in the Authorization header")
+        req.context.caller = caller
+        wait_s = self._limits.wait_s(caller.name)
+        if wait_s:
+            seconds = retry_after(wait_s)
+            raise TooManyRequests(f"token {caller.name} is over its rate limit; retry after "
+                                  f"{seconds} s", seconds)
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
+                         params: dict[str, Any]) -> None:
+        if req.context.caller is not None and req.uri_template:
+            req.context.caller.check_route(req.uri_template)
+
+
+class Audit:
+    """Log every call of a state-changing route: the token's name (never its value), the
+    route, the task and the answer's status, on the logger `taskmill.audit`."""
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
+                         req_succeeded: bool) -> None:
+        if req.uri_template not in STATE_CHANGING:
+            return
+        caller = getattr(req.context, "caller", None)
+        name = caller.name if caller is not None else "-"
+        task_id = getattr(req.context, "task_id", None) or _named_task(getattr(req.context, "body", None))
+        audit.info("%s by %s: %s", req.uri_template.removeprefix("/api/"), name, resp.status,
+                   extra={"token": name, "route": req.uri_template, "task_id": task_id,
+                          "request_id": getattr(req.context, "request_id", None)})
 
 
 class JsonBody:
@@ -79,6 +118,13 @@ class JsonBody:
             raise NotJson(f"Content-Type must be application/json, not {content_type}",
                           unsupported=True)
         req.context.body = _parse(raw)
+
+
+def _named_task(body: Any) -> str | None:
+    """The task_id a request that was refused before validation names, if any (clipped)."""
+    data = body.get("data", body) if isinstance(body, dict) else None
+    task_id = data.get("task_id") if isinstance(data, dict) else None
+    return clip(task_id, 200) if isinstance(task_id, str) else None
 
 
 def _parse(raw: bytes) -> Any:

@@ -57,11 +57,15 @@ LINKS = {"/api/create_task": {
 ERRORS = {
     "400": "Invalid parameter (the message says which and where), or a body that is not JSON.",
     "401": "Missing or wrong token.",
+    "403": "The token's role does not allow the call (a client reporting, a worker reporting "
+           "on another service's task); nothing changes.",
     "404": "Unknown task_id.",
     "409": "The task's state does not allow the change (the message names both states), or "
            "an idempotency_key was used before for another request.",
     "413": "Body larger than api.max_body_bytes.",
     "415": "Content-Type is not application/json.",
+    "429": "The token is over its rate limit; the Retry-After header says when to try again. "
+           "Nothing changes.",
     "503": "The task store is unavailable.",
 }
 
@@ -79,8 +83,8 @@ def _operation(route: str, body: dict[str, Any] | None, answer: dict[str, Any]) 
     }
     if route in LINKS:
         op["responses"]["200"]["links"] = LINKS[route]
-    codes = ["400", "401", *(["404"] if route in ONE_TASK else []),
-             *(["409"] if route in MAY_CONFLICT else []), "413", "415", "503"]
+    codes = ["400", "401", "403", *(["404"] if route in ONE_TASK else []),
+             *(["409"] if route in MAY_CONFLICT else []), "413", "415", "429", "503"]
     for code in codes:
         op["responses"][code] = {"description": ERRORS[code],
                                  "content": _json({"$ref": REF + "Exception"})}
@@ -94,7 +98,10 @@ def document(config: Config) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Taskmill", "version": "0.1.0", "description": (
             "Schedules long-running algorithm tasks. Every route but /healthz, /readyz and "
-            "/metrics needs the header `Authorization: <token>` (or `Bearer <token>`). "
+            "/metrics needs the header `Authorization: <token>` (or `Bearer <token>`) of a "
+            "token whose role allows it: client (every route but the workers' reports), "
+            "worker (update_status_task and heartbeat_task on its services' tasks, naming "
+            "the attempt) or admin. "
             f"Bodies are at most {config.api.max_body_bytes} bytes (413 past it). Anywhere in a "
             "body, a value the store cannot hold is a 400: NaN or ±Infinity, an integer outside "
             "the signed 64-bit range, a string or key holding NUL or a lone UTF-16 surrogate, "

@@ -43,6 +43,8 @@ Algorithm = Callable[[dict[str, Any], TaskContext], Mapping[str, Any]]
 
 # Waits between retries of a report the api could not take (bounded backoff).
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+# Refusals that judge the worker's token, not the task (401, 403, 429): reported again.
+NOT_ABOUT_THE_TASK = frozenset({401, 403, 429})
 
 # A task that ends within this never pauses the consumer.
 QUICK_TASK_S = 1.0
@@ -253,15 +255,22 @@ class Worker:
                                         outcome.result, task.attempt, outcome.retry)
                 return True
             except ApiError as ex:
-                if 400 <= ex.http_status < 500:
+                if ex.http_status in NOT_ABOUT_THE_TASK:
+                    # The worker's token (wrong, not for this service, over its limit), not
+                    # the task: keep the outcome and try again.
+                    log.log(logging.WARNING if ex.http_status == 429 else logging.ERROR,
+                            "api refused the worker's %s report (%s); retrying",
+                            outcome.status.value, ex, extra=_extra(task))
+                elif 400 <= ex.http_status < 500:
                     level = logging.INFO if ex.http_status == 409 else logging.WARNING
                     log.log(level, "api refused %s: %s", outcome.status.value, clip(ex.message),
                             extra=_extra(task))
                     if ex.http_status != 409 and refusal is not None:
                         refusal.append(ex.message)
                     return False
-                log.warning("api unavailable for %s (%s); retrying", outcome.status.value, ex,
-                            extra=_extra(task))
+                else:
+                    log.warning("api unavailable for %s (%s); retrying", outcome.status.value, ex,
+                                extra=_extra(task))
             if self.stopping.is_set():
                 give_up_at = give_up_at or time.monotonic() + self._config.lifecycle.shutdown_grace_s
                 if outcome.status == Status.RUNNING or time.monotonic() > give_up_at:
@@ -369,10 +378,11 @@ def serve(service_name: str, algorithm: Algorithm, argv: list[str] | None = None
     config = load_config()
     if service_name not in config.services:
         raise SystemExit(f"service {service_name!r} is not in the config's service list")
-    if not config.auth_token:
-        raise SystemExit("AUTH_TOKEN is not set: the worker reports through the api with it")
+    if not config.worker_token:
+        raise SystemExit("WORKER_TOKEN (or AUTH_TOKEN) is not set: the worker reports through "
+                         "the api with it")
     service = config.service(service_name)
-    worker = Worker(config, service, algorithm, ApiClient(config.api.url, config.auth_token),
+    worker = Worker(config, service, algorithm, ApiClient(config.api.url, config.worker_token),
                     Consumer(consumer_conf(config.kafka, service)), Sources(config.sources),
                     Liveness(config.lifecycle.stall_s))
 
