@@ -19,6 +19,7 @@ from taskmill.logs import setup_logging
 from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
 from taskmill_dispatcher.capacity import Capacity
+from taskmill_dispatcher.groups import GroupMembers
 from taskmill_dispatcher.recovery import Recovery
 from taskmill_dispatcher.relay import Relay, delivery_timeout_s
 from taskmill_dispatcher.retention import Retention
@@ -38,12 +39,12 @@ class Dispatcher:
     retried until they succeed."""
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
-                 admin: AdminClient, liveness: Liveness) -> None:
+                 admin: AdminClient, members: GroupMembers, liveness: Liveness) -> None:
         self._config = config
         self._store = store
         self._producer = producer
         self._admin = admin
-        capacity = Capacity(config, admin, store)
+        capacity = Capacity(config, members, store)
         self._watch = ServiceWatch(config, store, capacity)
         self._relay = Relay(config, store, producer, capacity, self._watch)
         self._recovery = Recovery(config, store)
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     store = TaskStore.open(config, appname="taskmill-dispatcher")
     producer = Producer(producer_conf(config.kafka, delivery_timeout_s(config)))
     admin = AdminClient(common_conf(config.kafka))
-    dispatcher = Dispatcher(config, store, producer, admin, Liveness(config.lifecycle.stall_s))
+    members = GroupMembers(common_conf(config.kafka))
+    dispatcher = Dispatcher(config, store, producer, admin, members, Liveness(config.lifecycle.stall_s))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %s: stopping after the current round", signal.Signals(signum).name)
@@ -127,7 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.metrics_port:
         serve(args.metrics_port, args.metrics_addr, dispatcher.liveness)
     log.info("dispatcher started for services %s", ", ".join(config.services))
-    dispatcher.run()
+    try:
+        dispatcher.run()
+    finally:
+        members.close()
 
 
 if __name__ == "__main__":

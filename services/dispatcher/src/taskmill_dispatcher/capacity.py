@@ -15,7 +15,6 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from taskmill.config import Config
 from taskmill.store import RunTimes, TaskStore
@@ -25,27 +24,20 @@ from taskmill_dispatcher.interval import Interval
 log = logging.getLogger(__name__)
 
 REFRESH_S = 2.0
-TIMEOUT_S = 2.0
-
-
-class GroupAdmin(Protocol):
-    """The part of confluent_kafka's AdminClient this uses."""
-
-    def describe_consumer_groups(self, group_ids: list[str], **kwargs: Any) -> dict[str, Any]: ...
 
 
 class Capacity:
     """Per service: its workers (consumer group members) and the published, untaken tasks
     it may have."""
 
-    def __init__(self, config: Config, admin: GroupAdmin, store: TaskStore,
+    def __init__(self, config: Config, members: Callable[[list[str]], dict[str, int]], store: TaskStore,
                  clock: Callable[[], float] = time.monotonic, refresh_s: float = REFRESH_S) -> None:
         self._lifecycle = config.lifecycle
         self._services = list(config.services)
         self._groups: dict[str, list[str]] = defaultdict(list)  # consumer group -> its services
         for service in config.services.values():
             self._groups[service.consumer_id].append(service.name)
-        self._admin = admin
+        self._describe = members
         self._store = store
         self._interval = Interval(refresh_s, clock)
         self._members: dict[str, int] = {}  # by service; absent: not known yet
@@ -85,17 +77,11 @@ class Capacity:
 
     def _refresh_members(self) -> None:
         try:
-            futures = self._admin.describe_consumer_groups(list(self._groups),
-                                                           request_timeout=TIMEOUT_S)
-        except Exception as ex:  # Kafka down or the request refused: keep what is known
+            counts = self._describe(list(self._groups))
+        except Exception as ex:  # Kafka down, or its helper gone: keep what is known
             log.debug("consumer groups not described: %s", ex)
             return
-        for group, future in futures.items():
-            try:
-                count = len(future.result(timeout=TIMEOUT_S).members)
-            except Exception as ex:
-                log.debug("consumer group %s not described: %s", group, ex)
-                continue
+        for group, count in counts.items():
             for service in self._groups[group]:
                 self._members[service] = count
                 metrics.WORKERS.labels(service).set(count)
