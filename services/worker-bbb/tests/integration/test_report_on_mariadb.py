@@ -100,3 +100,14 @@ def test_a_connection_the_server_dropped_is_opened_again(sources, mysql_admin_so
         cursor.execute("KILL %s", (first.thread_id(),))
     assert report(sources, {})["total_orders"] == len(ORDERS)
     assert sources.get("mysql").thread_id() != first.thread_id()
+
+
+@pytest.mark.parametrize("group_by", ["country", "status", "month"])
+def test_a_paced_report_is_the_same_report_one_group_at_a_time(sources, group_by):
+    """With pause_s, one query per group and progress after each; the same rows."""
+    progress: list[float] = []
+    ctx = TaskContext("ts_bbb_" + "0" * 32, "bbb", 1, "mysql", lambda: sources.get("mysql"),
+                      lambda fraction, message: progress.append(fraction))
+    paced = orders_report({"group_by": group_by, "status": "paid", "pause_s": 0.01}, ctx)
+    assert paced == report(sources, {"group_by": group_by, "status": "paid"})
+    assert progress == [n / len(paced["rows"]) for n in range(1, len(paced["rows"]) + 1)]

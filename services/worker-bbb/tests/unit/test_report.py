@@ -1,7 +1,7 @@
 import pytest
 
 from taskmill.worker import TaskContext, TaskFailed
-from taskmill_worker_bbb.report import QUERIES, orders_report
+from taskmill_worker_bbb.report import GROUP_KEYS, ONE_GROUP, QUERIES, orders_report
 
 
 def context() -> TaskContext:
@@ -17,6 +17,9 @@ def context() -> TaskContext:
     ({"since": "2026-02-30"}, "since must be a date YYYY-MM-DD"),
     ({"until": "yesterday"}, "until must be a date YYYY-MM-DD"),
     ({"order by": "1; DROP TABLE orders"}, "unknown condition field"),
+    ({"pause_s": 61}, "pause_s must be a number of seconds from 0 to 60"),
+    ({"pause_s": "1"}, "pause_s must be a number"),
+    ({"pause_s": True}, "pause_s must be a number"),
 ])
 def test_conditions_it_cannot_accept_fail_the_task(condition, message):
     """Bad conditions fail the task before any SQL runs."""
@@ -26,6 +29,7 @@ def test_conditions_it_cannot_accept_fail_the_task(condition, message):
 
 def test_queries_take_every_value_as_a_bound_parameter():
     """The SQL is fixed text: the condition's values only ever appear as parameters."""
-    for sql in QUERIES.values():
+    for sql in [*QUERIES.values(), *GROUP_KEYS.values(), *ONE_GROUP.values()]:
         for name in ("country", "status", "since", "until"):
             assert f"%({name})s" in sql
+    assert all("%(key)s" in sql for sql in ONE_GROUP.values())
