@@ -70,20 +70,25 @@ class Pending:
             if not queued and not published:
                 continue  # only retries in their backoff: no place in the queue yet
             with unavailable_as_error():
+                # The outbox first, then Kafka's: a task published between the two reads
+                # is in both, and counted once (read the other way round, it would be in
+                # neither).
+                due = [] if not queued else [t["_id"] for t in self._tasks.find(
+                    {"outbox": True, "service": service, "start_requested_at": {"$lte": now}},
+                    {"_id": 1}).sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]).limit(-POSITION_CAP)]
                 # Published and untaken: few (the relay keeps them under its workers'
                 # capacity), in the order they were published (their update_time).
                 on_kafka = sorted((t["update_time"], t["_id"]) for t in self._tasks.find(
                     {"service": service, "status": Status.WAITING.value, "outbox": False},
                     {"_id": 1, "update_time": 1}).hint(SERVICE_STATUS_INDEX[0]).limit(-POSITION_CAP))
-                due = [] if not queued else [t["_id"] for t in self._tasks.find(
-                    {"outbox": True, "service": service, "start_requested_at": {"$lte": now}},
-                    {"_id": 1}).sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]).limit(-POSITION_CAP)]
             for task in published:
                 positions[task["task_id"]] = bisect_left(on_kafka, (task["update_time"], task["task_id"]))
+            published_ids = {task_id for _, task_id in on_kafka}
             order = {task_id: n for n, task_id in enumerate(due)}
             for task in queued:
                 n = order.get(task["task_id"])
-                positions[task["task_id"]] = None if n is None else len(on_kafka) + n
+                positions[task["task_id"]] = None if n is None else len(
+                    published_ids.union(due[:n]))
         return positions
 
 
