@@ -11,6 +11,7 @@ from taskmill.token_config import digest
 from taskmill_client import (
     ApiUnreachable,
     Conflict,
+    Created,
     Forbidden,
     InvalidRequest,
     PayloadTooLarge,
@@ -60,8 +61,8 @@ def test_every_method(url):
         assert page.total == 1 and page.tasks[0].task_id == idle
         tm.start(idle)
         again = tm.create("slow", {"sleep_s": 0.1}, start=True, idempotency_key="once")
-        assert tm.create("slow", {"sleep_s": 0.1}, start=True, idempotency_key="once") == \
-            again.__class__(again.task_id, created=False)
+        assert tm.create("slow", {"sleep_s": 0.1}, start=True, idempotency_key="once") == Created(
+            again.task_id, created=False)
         long = tm.create("slow", {"sleep_s": 30}).task_id
         assert tm.cancel(long, "changed my mind") == "failed"
         assert tm.result(long).message == "cancelled: changed my mind"

@@ -43,6 +43,11 @@ class GroupMembers:
             self.close()  # a dead or stuck helper: the next question starts another
             raise RuntimeError(f"consumer groups not described: {ex}") from ex
 
+    @property
+    def pid(self) -> int | None:
+        """The helper process's pid (None: none runs now)."""
+        return None if self._child is None else int(self._child.pid)
+
     def close(self) -> None:
         """Stop the helper process."""
         if self._conn is not None:

@@ -28,7 +28,7 @@ def test_members_are_counted_and_a_dead_helper_is_replaced(kafka_servers):
                 break
             consumer.poll(0.2)
         assert members([group, f"none-{uuid.uuid4().hex}"])[group] == 1
-        os.kill(members._child.pid, signal.SIGKILL)  # as an abort in librdkafka would
+        os.kill(members.pid, signal.SIGKILL)  # as an abort in librdkafka would
         with pytest.raises(RuntimeError, match="not described"):
             members([group])
         assert members([group])[group] == 1  # a new helper
