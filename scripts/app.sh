@@ -11,20 +11,19 @@ TOKENS=$LOCAL/tokens
 VENV=$ROOT/.venv/bin
 MADE=()  # the tokens this start made (printed once)
 
-# local_token VAR FILE: the token in the environment variable VAR, else the one kept in
+# local_token VAR FILE: export VAR, the token in the environment, else the one kept in
 # FILE, else a new one (kept there, owner-only, and printed once).
 local_token() {
   local var=$1 file=$2
-  if [ -n "${!var:-}" ]; then
-    printf '%s' "${!var}"
-    return
+  if [ -z "${!var:-}" ]; then
+    if [ ! -f "$file" ]; then
+      mkdir -p "$(dirname "$file")"
+      (umask 077; "$VENV/python" -c 'import secrets; print(secrets.token_urlsafe(24))' >"$file")
+      MADE+=("$var")
+    fi
+    printf -v "$var" '%s' "$(cat "$file")"
   fi
-  if [ ! -f "$file" ]; then
-    mkdir -p "$(dirname "$file")"
-    (umask 077; "$VENV/python" -c 'import secrets; print(secrets.token_urlsafe(24))' >"$file")
-    MADE+=("$var")
-  fi
-  cat "$file"
+  export "${var?}"
 }
 
 start() {
@@ -33,12 +32,10 @@ start() {
   export TASKMILL_API_URL=http://127.0.0.1:$API_PORT
   # The shipped config's tokens: AUTH_TOKEN (admin), CLIENT_TOKEN, and a worker token per
   # service. The api gets them all (it checks them); each worker only its own.
+  local_token AUTH_TOKEN "$LOCAL/auth-token"
   local var
-  for var in AUTH_TOKEN CLIENT_TOKEN WORKER_TOKEN_AAA WORKER_TOKEN_BBB; do
-    local file=$TOKENS/$var
-    [ "$var" = AUTH_TOKEN ] && file=$LOCAL/auth-token
-    local_token "$var" "$file" >/dev/null  # made now, outside the subshell below
-    export "$var=$(local_token "$var" "$file")"
+  for var in CLIENT_TOKEN WORKER_TOKEN_AAA WORKER_TOKEN_BBB; do
+    local_token "$var" "$TOKENS/$var"
   done
 
   API_BIND=127.0.0.1:$API_PORT PROMETHEUS_MULTIPROC_DIR=$RUN_DIR/prometheus-api \

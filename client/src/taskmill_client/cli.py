@@ -29,7 +29,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from taskmill_client.client import Taskmill
-from taskmill_client.errors import ApiError, ApiUnreachable, TaskmillError, WaitTimeout
+from taskmill_client.errors import ApiError, TaskmillError, WaitTimeout
 from taskmill_client.models import TaskStatus
 
 STATUSES = ["ready", "waiting", "running", "finished", "failed"]
@@ -83,9 +83,7 @@ def handled(command: F) -> F:
             _fail(str(ex), EXIT_TIMEOUT)
         except ApiError as ex:
             _fail(ex.message + f" (HTTP {ex.status})", EXIT_UNAVAILABLE if ex.status >= 500 else EXIT_REFUSED)
-        except ApiUnreachable as ex:
-            _fail(str(ex), EXIT_UNAVAILABLE)
-        except TaskmillError as ex:
+        except TaskmillError as ex:  # the api unreachable
             _fail(str(ex), EXIT_UNAVAILABLE)
     return run  # type: ignore[return-value]
 
@@ -129,13 +127,31 @@ def services(client: Taskmill, as_json: bool) -> None:
     click.echo(output(names) if as_json else "\n".join(names))
 
 
+def new_task_options(command: F) -> F:
+    """SERVICE and the options of a new task (create, run)."""
+    for option in reversed([
+        click.argument("service"),
+        click.option("--condition", type=Condition(), default="{}", show_default=True,
+                     help="The task's condition: JSON, or @file."),
+        click.option("--priority", type=click.IntRange(0, 9), help="0 (lowest) to 9; default 5."),
+        click.option("--key", "idempotency_key",
+                     help="An idempotency key: the same key, the same task (run once)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def watch_options(command: F) -> F:
+    """How long and how often to watch (watch, run)."""
+    command = click.option("--interval", "poll_s", type=click.FloatRange(min=0.1), default=1.0,
+                           show_default=True, help="Seconds between polls.")(command)
+    return click.option("--timeout", "timeout_s", type=click.FloatRange(min=0),
+                        help="Give up after seconds.")(command)
+
+
 @main.command()
-@click.argument("service")
-@click.option("--condition", type=Condition(), default="{}", show_default=True,
-              help="The task's condition: JSON, or @file.")
+@new_task_options
 @click.option("--start", is_flag=True, help="Start it at once.")
-@click.option("--priority", type=click.IntRange(0, 9), help="0 (lowest) to 9; default 5.")
-@click.option("--key", "idempotency_key", help="An idempotency key: the same key, the same task.")
 @json_option
 @click.pass_obj
 @handled
@@ -230,22 +246,9 @@ def cancel(client: Taskmill, task_id: str, reason: str | None, as_json: bool) ->
                f"{task_id} {'ended failed' if left == 'failed' else 'is asked to stop'}")
 
 
-watch_options = [
-    click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), help="Give up after seconds."),
-    click.option("--interval", "poll_s", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-                 help="Seconds between polls."),
-]
-
-
-def with_watch_options(command: F) -> F:
-    for option in reversed(watch_options):
-        command = option(command)
-    return command
-
-
 @main.command()
 @click.argument("task_ids", nargs=-1, required=True)
-@with_watch_options
+@watch_options
 @json_option
 @click.pass_obj
 @handled
@@ -261,12 +264,8 @@ def watch(client: Taskmill, task_ids: Sequence[str], timeout_s: float | None, po
 
 
 @main.command()
-@click.argument("service")
-@click.option("--condition", type=Condition(), default="{}", show_default=True,
-              help="The task's condition: JSON, or @file.")
-@click.option("--priority", type=click.IntRange(0, 9))
-@click.option("--key", "idempotency_key", help="An idempotency key: run it once only.")
-@with_watch_options
+@new_task_options
+@watch_options
 @json_option
 @click.pass_obj
 @handled

@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 
 from taskmill_client.errors import (
-    ApiError,
     ApiUnreachable,
     RateLimited,
     ServiceUnavailable,
@@ -143,16 +142,13 @@ class Taskmill:
         """POST the body; the ok answer, or the error's exception. A safe call is tried
         again on the errors that say nothing about the request itself."""
         tries = self._retries + 1 if safe else 1
-        for attempt in range(tries):
+        for attempt in range(tries - 1):
             try:
                 return self._post(route, body)
             except (ApiUnreachable, ServiceUnavailable, RateLimited) as ex:
-                if attempt == tries - 1:
-                    raise
-                wait = ex.retry_after if isinstance(ex, RateLimited) else BACKOFF_S[
-                    min(attempt, len(BACKOFF_S) - 1)]
-                self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+                self._sleep(ex.retry_after if isinstance(ex, RateLimited)
+                            else BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+        return self._post(route, body)
 
     def _post(self, route: str, body: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -184,5 +180,3 @@ def _seconds(value: str | None) -> float | None:
     except ValueError:
         return None
 
-
-__all__ = ["ApiError", "Taskmill"]

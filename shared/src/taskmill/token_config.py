@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -71,12 +72,10 @@ def parse_tokens(entries: Iterable[tuple[str, Any]], env: Mapping[str, str],
         token = _token(where, entry, env, known)
         if token is not None:
             tokens.append(token)
-    names = [t.name for t in tokens]
-    for name in set(names):
-        if names.count(name) > 1:
-            raise ConfigError(f"token {name!r} is configured more than once")
-    hashes = [t.sha256 for t in tokens]
-    if len(set(hashes)) != len(hashes):
+    twice = [name for name, n in Counter(t.name for t in tokens).items() if n > 1]
+    if twice:
+        raise ConfigError(f"token {twice[0]!r} is configured more than once")
+    if len({t.sha256 for t in tokens}) != len(tokens):
         raise ConfigError("two configured tokens have the same value; each needs its own")
     return tuple(tokens)
 

@@ -61,10 +61,6 @@ class Tokens:
         self._tokens = [(bytes.fromhex(t.sha256), Caller(t.name, t.role, t.services))
                         for t in tokens]
 
-    @property
-    def names(self) -> list[str]:
-        return [caller.name for _, caller in self._tokens]
-
     def identify(self, given: str) -> Caller | None:
         """The caller whose token this is (None: no configured token)."""
         digest = hashlib.sha256(given.encode()).digest()

@@ -90,7 +90,7 @@ class Audit:
             return
         caller = getattr(req.context, "caller", None)
         name = caller.name if caller is not None else "-"
-        task_id = getattr(req.context, "task_id", None) or _named_task(getattr(req.context, "body", None))
+        task_id = _named_task(getattr(req.context, "body", None)) or _named_task(resp.media)
         audit.info("%s by %s: %s", req.uri_template.removeprefix("/api/"), name, resp.status,
                    extra={"token": name, "route": req.uri_template, "task_id": task_id,
                           "request_id": getattr(req.context, "request_id", None)})
@@ -121,7 +121,8 @@ class JsonBody:
 
 
 def _named_task(body: Any) -> str | None:
-    """The task_id a request that was refused before validation names, if any (clipped)."""
+    """The task_id a body names, if any (clipped): a request's (in `data` or bare), or
+    create_task's answer."""
     data = body.get("data", body) if isinstance(body, dict) else None
     task_id = data.get("task_id") if isinstance(data, dict) else None
     return clip(task_id, 200) if isinstance(task_id, str) else None

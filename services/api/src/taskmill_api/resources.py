@@ -1,7 +1,6 @@
 """The responders: validate into a typed request, call the store once, set the answer.
 
-A state-changing responder names its task in `req.context.task_id` (the audit log's), and
-a worker's report is held to its token's services (`auth.Caller.check_report`)."""
+A worker's report is held to its token's services (`auth.Caller.check_report`)."""
 
 from __future__ import annotations
 
@@ -30,7 +29,6 @@ class Tasks:
         else:
             task, created = self._store.create_once(service, ask.condition, ask.start,
                                                     ask.idempotency_key, ask.priority)
-        req.context.task_id = task["task_id"]
         if created is not False:
             metrics.TASKS_CREATED.labels(ask.service).inc()
             if ask.start:
@@ -47,7 +45,6 @@ class Tasks:
 
     def on_post_update_status(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.update_status(req.context.body)
-        req.context.task_id = ask.task_id
         req.context.caller.check_report(ask.task_id, ask.attempt)
         task = self._store.report(ask.task_id, ask.status, ask.message, ask.result, ask.attempt,
                                   ask.retry)
@@ -57,7 +54,6 @@ class Tasks:
 
     def on_post_heartbeat(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.heartbeat(req.context.body)
-        req.context.task_id = ask.task_id
         req.context.caller.check_report(ask.task_id, ask.attempt)
         task = self._store.heartbeat(ask.task_id, ask.attempt, ask.progress, ask.message)
         resp.media = {"result": "ok", "status": {"task_id": task["task_id"],
@@ -77,20 +73,17 @@ class Tasks:
 
     def on_post_start(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.start_task(req.context.body)
-        req.context.task_id = ask.task_id
         task = self._store.request_start(ask.task_id)
         metrics.TASKS_STARTED.labels(task["service"]).inc()
         resp.media = {"result": "ok", "task_id": task["task_id"]}
 
     def on_post_update(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.update_task(req.context.body)
-        req.context.task_id = ask.task_id
         task = self._store.update_condition(ask.task_id, ask.condition)
         resp.media = {"result": "ok", "task_id": task["task_id"]}
 
     def on_post_cancel(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.cancel_task(req.context.body)
-        req.context.task_id = ask.task_id
         task = self._store.cancel(ask.task_id, ask.reason)
         metrics.TASKS_CANCELLED.labels(task["service"], task["status"]).inc()
         resp.media = {"result": "ok", "task_id": task["task_id"], "status": task["status"]}

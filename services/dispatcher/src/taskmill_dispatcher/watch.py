@@ -1,11 +1,12 @@
 """What the dispatcher sees of each service, written where the api reads it, and the
 services' circuit breakers (`breaker`).
 
-Every few seconds, between relay rounds: the service's workers (its consumer group's
-members, from `capacity`) and since when it has had none, whether the broker confirmed its
-last messages (from the relay) and since when it has not, and its breaker, moved on from
-the failed runs the store remembers and the last finished run; all services in one write
-(`ServiceStates.save`), whose time (`seen_at`) also tells the api that a dispatcher runs.
+Every few seconds (as often as `capacity` looks at Kafka), between relay rounds: the
+service's workers (its consumer group's members, from `capacity`) and since when it has
+had none, whether the broker confirmed its last messages (from the relay) and since when
+it has not, and its breaker, moved on from the failed runs the store remembers and the
+last finished run; all services in one write (`ServiceStates.save`), whose time
+(`seen_at`) also tells the api that a dispatcher runs.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from taskmill.schema import FINAL, iso, utcnow
 from taskmill.store import Task, TaskStore
 from taskmill.store.service_states import Breaker, BreakerState, ServiceState
 from taskmill_dispatcher import breaker, metrics
-from taskmill_dispatcher.capacity import Capacity
+from taskmill_dispatcher.capacity import REFRESH_S, Capacity
 from taskmill_dispatcher.interval import Interval
 
 log = logging.getLogger(__name__)
 
-REFRESH_S = 2.0
 BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
