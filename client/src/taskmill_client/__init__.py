@@ -17,11 +17,19 @@ from taskmill_client.errors import (
     Unauthorized,
     WaitTimeout,
 )
-from taskmill_client.models import Created, HistoryEvent, TaskPage, TaskResult, TaskStatus, TaskSummary
+from taskmill_client.models import (
+    Created,
+    HistoryEvent,
+    ServiceStats,
+    TaskPage,
+    TaskResult,
+    TaskStatus,
+    TaskSummary,
+)
 
 __all__ = [
     "ApiError", "ApiUnreachable", "Conflict", "Created", "Forbidden", "HistoryEvent",
-    "InvalidRequest", "PayloadTooLarge", "RateLimited", "ServerError", "ServiceUnavailable",
+    "InvalidRequest", "PayloadTooLarge", "RateLimited", "ServerError", "ServiceStats", "ServiceUnavailable",
     "TaskNotFound", "TaskPage", "TaskResult", "TaskStatus", "TaskSummary", "Taskmill",
     "TaskmillError", "Unauthorized", "WaitTimeout",
 ]

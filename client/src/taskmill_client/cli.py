@@ -119,12 +119,26 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 @main.command()
 @json_option
+@click.option("--stats", is_flag=True, help="Each service's tasks by status, last hour, workers, breaker.")
 @click.pass_obj
 @handled
-def services(client: Taskmill, as_json: bool) -> None:
-    """List the services tasks can be created for."""
-    names = client.services()
-    click.echo(output(names) if as_json else "\n".join(names))
+def services(client: Taskmill, as_json: bool, stats: bool) -> None:
+    """List the services tasks can be created for (with --stats: how each is doing)."""
+    if not stats:
+        names = client.services()
+        click.echo(output(names) if as_json else "\n".join(names))
+        return
+    found = client.service_stats()
+    if as_json:
+        click.echo(output(found))
+        return
+    table = Table("service", *STATUSES, "ended/min (1 h)", "failed (1 h)", "workers", "breaker", box=None)
+    for s in found:
+        rate = "-" if s.failure_rate is None else f"{s.failure_rate:.0%}"
+        table.add_row(s.service, *(str(s.counts.get(status, 0)) for status in STATUSES),
+                      f"{s.per_minute:.2f}", f"{s.failed_last_hour} ({rate})",
+                      "?" if s.workers is None else str(s.workers), s.breaker.replace("_", " "))
+    Console().print(table)
 
 
 def new_task_options(command: F) -> F:

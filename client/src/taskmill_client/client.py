@@ -30,7 +30,7 @@ from taskmill_client.errors import (
     WaitTimeout,
     api_error,
 )
-from taskmill_client.models import Created, TaskPage, TaskResult, TaskStatus
+from taskmill_client.models import Created, ServiceStats, TaskPage, TaskResult, TaskStatus
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
@@ -68,6 +68,12 @@ class Taskmill:
     def services(self) -> list[str]:
         """The services tasks can be created for."""
         return list(self._call("/api/service_task", {}, safe=True)["data"])
+
+    def service_stats(self) -> list[ServiceStats]:
+        """Each service at a glance: tasks by status, the last hour, run times, workers,
+        breaker."""
+        return [ServiceStats.parse(item)
+                for item in self._call("/api/service_stats", {}, safe=True)["data"]]
 
     def create(self, service: str, condition: Mapping[str, Any], start: bool = False,
                priority: int | None = None, idempotency_key: str | None = None) -> Created:

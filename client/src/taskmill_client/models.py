@@ -116,3 +116,35 @@ class Created:
 
     task_id: str
     created: bool = True
+
+
+@dataclass(frozen=True)
+class ServiceStats:
+    """One service at a glance (service_stats): its tasks by status, the tasks that ended
+    in the last hour, its run times, live workers and circuit breaker."""
+
+    service: str
+    counts: dict[str, int]
+    finished_last_hour: int
+    failed_last_hour: int
+    per_minute: float
+    failure_rate: float | None  # None: nothing ended in the last hour
+    median_run_s: float | None  # None: nothing finished yet
+    p95_run_s: float | None
+    workers: int | None  # None: no dispatcher has looked yet
+    breaker: str  # closed, open or half_open
+    breaker_until: datetime | None = None
+    dispatcher_seen_at: datetime | None = None
+    publish_failing_since: datetime | None = None
+
+    @classmethod
+    def parse(cls, item: Mapping[str, Any]) -> ServiceStats:
+        hour, runs, breaker = item["last_hour"], item.get("run_time") or {}, item["breaker"]
+        return cls(service=item["service"], counts=dict(item["counts"]),
+                   finished_last_hour=hour["finished"], failed_last_hour=hour["failed"],
+                   per_minute=hour["per_minute"], failure_rate=hour["failure_rate"],
+                   median_run_s=runs.get("median_s"), p95_run_s=runs.get("p95_s"),
+                   workers=item.get("workers"), breaker=breaker["state"],
+                   breaker_until=when(breaker.get("until")),
+                   dispatcher_seen_at=when(item.get("dispatcher_seen_at")),
+                   publish_failing_since=when(item.get("publish_failing_since")))

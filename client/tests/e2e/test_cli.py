@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -63,6 +64,14 @@ def test_run_create_status_result_list_cancel(system):
     result = json.loads(taskmill(system, "result", task_id, "--json").stdout)
     assert result["message"] == "cancelled: test" and result["cancelled"] is True
     assert json.loads(taskmill(system, "services", "--json").stdout) == ["aaa", "bbb", "slow"]
+    stats = {s["service"]: s for s in json.loads(taskmill(system, "services", "--stats", "--json").stdout)}
+    assert stats["slow"]["counts"]["failed"] == 1 and stats["slow"]["failed_last_hour"] == 1
+    slow = stats["slow"]
+    assert slow["failure_rate"] == pytest.approx(1 / (slow["finished_last_hour"] + 1))
+    assert stats["aaa"]["breaker"] == "closed"
+    table = taskmill(system, "services", "--stats").stdout
+    row = " +".join(["slow", *(str(n) for n in slow["counts"].values())])
+    assert re.search(row, table) and "closed" in table, table
 
 
 def test_watch_exits_1_when_a_task_fails(system):

@@ -22,6 +22,7 @@ ROUTES = {
     "/api/start_task": "start",
     "/api/update_task": "update",
     "/api/service_task": "services",
+    "/api/service_stats": "service_stats",
     "/api/cancel_task": "cancel",
 }
 

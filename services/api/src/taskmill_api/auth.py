@@ -20,7 +20,8 @@ from taskmill_api.errors import Forbidden
 
 CLIENT_ROUTES = frozenset({
     "/api/create_task", "/api/status_task", "/api/result_task", "/api/tasks", "/api/start_task",
-    "/api/update_task", "/api/service_task", "/api/cancel_task", "/api/openapi.json"})
+    "/api/update_task", "/api/service_task", "/api/service_stats", "/api/cancel_task",
+    "/api/openapi.json"})
 WORKER_ROUTES = frozenset({"/api/update_status_task", "/api/heartbeat_task"})
 ROUTES = {Role.CLIENT: CLIENT_ROUTES, Role.WORKER: WORKER_ROUTES}
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from taskmill.config import Config
-from taskmill.schema import INVALID, WORKER_TRANSITIONS, Status
+from taskmill.schema import FINAL, INVALID, WORKER_TRANSITIONS, Status
 from taskmill.store.documents import DEFAULT_PRIORITY
 from taskmill.store.pending import POSITION_CAP
+from taskmill.store.service_states import BreakerState
 
 Schema = dict[str, Any]
 
@@ -125,6 +126,7 @@ def requests(config: Config) -> dict[str, Schema | None]:
         "/api/update_task": wrapped_or_bare(obj(["task_id", "condition"], task_id=TASK_ID,
                                                 condition=condition)),
         "/api/service_task": obj([]),
+        "/api/service_stats": obj([]),
         "/api/cancel_task": wrapped_or_bare(obj(
             ["task_id"], task_id=TASK_ID,
             reason={"type": "string", "maxLength": MAX_REASON_LEN,
@@ -133,7 +135,7 @@ def requests(config: Config) -> dict[str, Schema | None]:
 
 
 # Routes whose body may be left out (read as `{}`).
-OPTIONAL_BODY = frozenset({"/api/tasks", "/api/service_task"})
+OPTIONAL_BODY = frozenset({"/api/tasks", "/api/service_task", "/api/service_stats"})
 
 
 def answers(config: Config) -> dict[str, Schema]:
@@ -150,6 +152,29 @@ def answers(config: Config) -> dict[str, Schema]:
                     task_id=NEW_TASK_ID, service={"type": "string"}, status={"enum": STATUSES},
                     condition=JSON_OBJECT, create_time=TIME)
     reported = {"task_id": NEW_TASK_ID, "status": {"enum": STATUSES}}
+    by_status = obj(STATUSES, **{s: {"type": "integer", "minimum": 0} for s in STATUSES})
+    ended = {s.value: {"type": "integer", "minimum": 0} for s in FINAL}
+    overview = obj(
+        ["service", "counts", "last_hour", "run_time", "workers", "breaker", "dispatcher_seen_at",
+         "publish_failing_since"],
+        service={"type": "string"},
+        counts={**by_status, "description": "the service's tasks by status (`running`: now)"},
+        last_hour={**obj([*ended, "per_minute", "failure_rate"], **ended,
+                         per_minute={"type": "number", "description": "tasks ended a minute"},
+                         failure_rate={"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                                       "description": "failed / ended (null: none ended)"}),
+                   "description": "tasks that ended in the last hour"},
+        run_time={"anyOf": [obj(["median_s", "p95_s"], median_s={"type": "number"},
+                                p95_s={"type": "number"}), {"type": "null"}],
+                  "description": "running -> finished of the last 50 finished (null: none yet)"},
+        workers={"type": ["integer", "null"],
+                 "description": "live workers as the dispatcher last saw them (null: not known)"},
+        breaker=obj(["state", "until", "failures"],
+                    state={"enum": [s.value for s in BreakerState]}, until=TIME,
+                    failures={"type": "integer", "description": "failed runs in a row when "
+                                                                "it opened"}),
+        dispatcher_seen_at={**TIME, "description": "a dispatcher's last look at the service"},
+        publish_failing_since={**TIME, "description": "since when Kafka refuses its messages"})
     return {
         "/api/create_task": ok(task_id=NEW_TASK_ID, optional={"created": {
             "type": "boolean",
@@ -160,7 +185,9 @@ def answers(config: Config) -> dict[str, Schema]:
             ["task_id", "status", "lease_until"], **reported, lease_until=TIME,
             cancel={"type": "boolean", "description": "the task was cancelled: stop the run "
                                                       "and report it failed"})),
-        "/api/result_task": ok(task_id=NEW_TASK_ID, status={"enum": STATUSES},
+        "/api/result_task": ok(task_id=NEW_TASK_ID, service={"type": "string"},
+                               condition=JSON_OBJECT, create_time=TIME,
+                               priority={"type": "integer"}, status={"enum": STATUSES},
                                data={"anyOf": [JSON_OBJECT, {"type": "null"}]}, message=JSON_VALUE,
                                start_time=TIME, end_time=TIME,
                                spend_time={"type": ["number", "null"]},
@@ -172,5 +199,7 @@ def answers(config: Config) -> dict[str, Schema]:
         "/api/update_task": ok(task_id=NEW_TASK_ID),
         "/api/service_task": ok(count={"type": "integer"},
                                 data={"type": "array", "items": {"type": "string"}}),
+        "/api/service_stats": ok(count={"type": "integer"},
+                                 data={"type": "array", "items": overview}),
         "/api/cancel_task": ok(task_id=NEW_TASK_ID, status={"enum": STATUSES}),
     }

@@ -26,6 +26,9 @@ SUMMARIES = {
     "/api/update_task": "Change the condition of a task that is not waiting or running "
                         "(updateTask).",
     "/api/service_task": "The configured services (serviceTask).",
+    "/api/service_stats": "Each configured service at a glance (extension): its tasks by "
+                          "status, those ended in the last hour, run times, live workers and "
+                          "its circuit breaker. The body may be left out.",
     "/api/cancel_task": "Cancel a task (extension): ready or waiting ends failed at once; a "
                         "running one's worker is asked to stop, and the task ends failed "
                         "within lifecycle.cancel_grace_s. 409 once it has ended.",

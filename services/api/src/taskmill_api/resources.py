@@ -93,6 +93,12 @@ class Tasks:
         names = list(self._config.services)
         resp.media = {"result": "ok", "count": len(names), "data": names}
 
+    def on_post_service_stats(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._check.service_stats(req.context.body)
+        found = self._store.overview(list(self._config.services))
+        resp.media = {"result": "ok", "count": len(found),
+                      "data": [views.service_overview(s) for s in found]}
+
 
 class Health:
     """Liveness (`/healthz`) and readiness (`/readyz`: MongoDB answers)."""

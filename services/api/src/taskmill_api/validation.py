@@ -140,6 +140,9 @@ class Validator:
     def service_task(self, body: Any) -> None:
         self._body("/api/service_task", body)
 
+    def service_stats(self, body: Any) -> None:
+        self._body("/api/service_stats", body)
+
 
 def _unwrapped(body: dict[str, Any]) -> dict[str, Any]:
     """The fields of a body that may carry them inside `data` or bare."""

@@ -6,6 +6,8 @@ from typing import Any
 
 from taskmill.schema import INVALID, Status, iso
 from taskmill.store import Task
+from taskmill.store.documents import DEFAULT_PRIORITY
+from taskmill.store.overview import ServiceOverview
 
 
 def status_item(task_id: str, task: Task | None,
@@ -36,6 +38,10 @@ def result(task: Task) -> dict[str, Any]:
     return {
         "result": "ok",
         "task_id": task["task_id"],
+        "service": task["service"],
+        "condition": task["condition"],
+        "create_time": iso(task["create_time"]),
+        "priority": task.get("priority", DEFAULT_PRIORITY),
         "status": task["status"],
         "data": task.get("result") if finished else None,
         "message": (task.get("status_message") or {}).get(task["status"]),
@@ -57,3 +63,21 @@ def list_item(task: Task) -> dict[str, Any]:
     """One entry of the tasks list."""
     return {"task_id": task["task_id"], "service": task["service"], "status": task["status"],
             "condition": task["condition"], "create_time": iso(task["create_time"])}
+
+
+def service_overview(found: ServiceOverview) -> dict[str, Any]:
+    """One entry of service_stats' answer."""
+    runs, state = found.run_times, found.state
+    return {
+        "service": found.service,
+        "counts": found.counts,
+        "last_hour": {**found.ended, "per_minute": round(found.per_minute, 3),
+                      "failure_rate": found.failure_rate},
+        "run_time": None if runs is None else {"median_s": round(runs.median_s, 3),
+                                               "p95_s": round(runs.p95_s, 3)},
+        "workers": state.workers,
+        "breaker": {"state": state.breaker.state.value, "until": iso(state.breaker.until),
+                    "failures": state.breaker.failures},
+        "dispatcher_seen_at": iso(state.seen_at),
+        "publish_failing_since": iso(state.publish_failing_since),
+    }

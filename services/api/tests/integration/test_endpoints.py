@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from falcon import testing
@@ -331,3 +332,56 @@ def test_create_takes_a_priority_from_0_to_9(client, store):
                       {"data": {"service": "aaa", "condition": {}, "priority": priority}})
         assert answer.status_code == 400 and "priority" in answer.json["message"], priority
     assert store.counts.total("aaa") == 2
+
+
+def test_service_stats_counts_by_status_and_what_ended_in_the_last_hour(config):
+    """Every service's kept counts, the tasks that ended within the hour (not before),
+    the run times of the last finished and, before any dispatcher looked, its defaults."""
+    now = [datetime(2026, 12, 1, 10, 0, tzinfo=UTC)]
+    store = TaskStore(connect(config.mongo), config.lifecycle, clock=lambda: now[0])
+    store.ensure_indexes()
+    client = testing.TestClient(create_app(config, store), headers={"Authorization": TOKEN})
+    try:
+        check_service_stats(client, store, now)
+    finally:
+        store.close()
+
+
+def check_service_stats(client, store, now):
+
+    def run(outcome, seconds):
+        task_id = create(client, start=True)
+        store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
+        report(client, task_id, "running")
+        now[0] += timedelta(seconds=seconds)
+        report(client, task_id, outcome, **({"message": "no"} if outcome == "failed" else {}))
+
+    run("finished", 10)
+    now[0] += timedelta(hours=2)  # that one ended long ago
+    run("finished", 20)
+    run("finished", 30)
+    run("failed", 5)
+    create(client)
+    create(client, "bbb", start=True)
+    answer = post(client, "/api/service_stats")
+    assert answer.status_code == 200
+    aaa, bbb = answer.json["data"]
+    assert (answer.json["count"], aaa["service"], bbb["service"]) == (2, "aaa", "bbb")
+    assert aaa["counts"] == {"ready": 1, "waiting": 0, "running": 0, "finished": 3, "failed": 1}
+    assert aaa["last_hour"] == {"finished": 2, "failed": 1, "per_minute": 0.05,
+                                "failure_rate": pytest.approx(1 / 3)}
+    assert aaa["run_time"] == {"median_s": 20.0, "p95_s": 30.0}
+    assert bbb["counts"] == {"ready": 1, "waiting": 0, "running": 0, "finished": 0, "failed": 0}
+    assert bbb["last_hour"] == {"finished": 0, "failed": 0, "per_minute": 0.0, "failure_rate": None}
+    assert (bbb["run_time"], bbb["workers"], bbb["dispatcher_seen_at"]) == (None, None, None)
+    assert bbb["breaker"] == {"state": "closed", "until": None, "failures": 0}
+
+
+def test_result_task_names_the_service_condition_creation_and_priority(client):
+    """What the dashboard shows of a task comes from one call."""
+    task_id = post(client, "/api/create_task", {"data": {
+        "service": "bbb", "condition": {"q": [1, {"r": None}]}, "priority": 8}}).json["task_id"]
+    answer = post(client, "/api/result_task", {"data": {"task_id": task_id}}).json
+    assert {k: answer[k] for k in ("service", "condition", "priority")} == \
+        {"service": "bbb", "condition": {"q": [1, {"r": None}]}, "priority": 8}
+    assert answer["create_time"].endswith("Z")

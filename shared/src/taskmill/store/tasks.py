@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,20 +53,13 @@ from taskmill.store.documents import (
 from taskmill.store.leases import Leases, run_again
 from taskmill.store.monitoring import CommandCounter
 from taskmill.store.outbox import Outbox
+from taskmill.store.overview import WINDOW, RunTimes, ServiceOverview, counts_of, ended_since
 from taskmill.store.pending import Pending
 from taskmill.store.retention import Retention
 from taskmill.store.service_states import ServiceStates
 
 Clock = Callable[[], datetime]
 
-
-@dataclass(frozen=True)
-class RunTimes:
-    """A service's recent finished runs: how long they took, and when the last ended."""
-
-    median_s: float
-    p95_s: float
-    last_end: datetime
 
 # What a change reads back: enough to answer and to move the counts.
 _CHANGED_FIELDS = {"_id": 0, "task_id": 1, "service": 1, "status": 1, "attempt": 1, "lease_until": 1}
@@ -147,6 +139,16 @@ class TaskStore:
             return None
         return RunTimes(median_s=runs[len(runs) // 2], p95_s=runs[math.ceil(0.95 * len(runs)) - 1],
                         last_end=max(t["end_time"] for t in ended if t.get("end_time")))
+
+    def overview(self, services: Sequence[str]) -> list[ServiceOverview]:
+        """Each of these services at a glance (`overview`), in the order given."""
+        counts = self.counts.all()
+        ended = ended_since(self._tasks, services, self._clock() - WINDOW)
+        states = self.services.get_many(services)
+        return [ServiceOverview(
+            service=s, counts=counts_of(counts, s),
+            ended={f.value: ended.get((s, f.value), 0) for f in (Status.FINISHED, Status.FAILED)},
+            run_times=self.run_times(s), state=states[s]) for s in services]
 
     def list(self, page: int, p_size: int, service: str | None = None,
              status: str | None = None) -> tuple[int, list[Task]]:
