@@ -7,7 +7,7 @@ SHELL := /bin/bash
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install:  ## install Python deps, Kafka jars, FerretDB, PostgreSQL and MariaDB (cached in .local/)
+install:  ## install Python deps, Kafka jars, FerretDB, PostgreSQL, MariaDB and Chromium (cached in .local/)
 	scripts/infra.sh install
 
 up: install  ## start Kafka, FerretDB (on PostgreSQL), MariaDB, the api, the dispatcher and the workers

@@ -30,9 +30,10 @@ pytest_plugins = ["tests.system"]
 SHARED = Servers.from_env()
 
 
-def unavailable(what: str, ex: BaseException | None = None) -> None:
+def unavailable(what: str, ex: BaseException | str | None = None,
+                fix: str = "start it with scripts/infra.sh start") -> None:
     """Fail under CI, skip elsewhere: a missing service is a broken install in CI."""
-    reason = f"{what} is not reachable ({ex}); start it with scripts/infra.sh start"
+    reason = f"{what} is not reachable ({ex}); {fix}"
     pytest.fail(reason) if CI else pytest.skip(reason)
 
 
@@ -72,6 +73,16 @@ def mysql_settings() -> dict[str, Any]:
     except pymysql.err.MySQLError as ex:
         unavailable(f"MariaDB at {settings['host']}:{settings['port']}", ex)
     return settings
+
+
+@pytest.fixture(scope="session")
+def browser() -> None:
+    """Chromium and ChromeDriver are installed (the dashboard's tests drive them)."""
+    from tests.browser import installed
+
+    missing = installed()
+    if missing:
+        unavailable("a browser", missing, "install it with scripts/infra.sh install")
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,7 @@ start() {
 
 Taskmill is up.
   api         http://127.0.0.1:$API_PORT   (/readyz, /metrics, /api/openapi.json)
+  dashboard   http://127.0.0.1:$API_PORT/ui   (sign in with CLIENT_TOKEN or AUTH_TOKEN)
   dispatcher  metrics http://127.0.0.1:9101/metrics
   workers     aaa metrics :9102, bbb metrics :9103
   Kafka 127.0.0.1:$KAFKA_PORT, FerretDB (MongoDB protocol) 127.0.0.1:$FERRETDB_PORT, MariaDB 127.0.0.1:$MARIADB_PORT

@@ -3,9 +3,11 @@
 # Apache Kafka (KRaft, from Maven Central jars), the task store (FerretDB v2, the MongoDB
 # wire protocol, built from the Go module proxy, on PostgreSQL 15 from Debian with the
 # DocumentDB extension built by infra/documentdb/build.sh) and MariaDB (Debian), all on
-# 127.0.0.1 (PostgreSQL on a Unix socket only).
+# 127.0.0.1 (PostgreSQL on a Unix socket only); `install` also installs Chromium and
+# ChromeDriver (Debian) for the dashboard's browser tests.
 #
-#   scripts/infra.sh install          fetch and build what is missing (cached in .local/)
+#   scripts/infra.sh install          fetch and build what is missing (cached in .local/,
+#                                     Debian packages with apt)
 #   scripts/infra.sh start            start the three servers and wait until they answer,
 #                                     then load the sample data
 #   scripts/infra.sh stop             stop them (data stays in .local/data)
@@ -65,6 +67,16 @@ install_documentdb() {
   log "building DocumentDB for PostgreSQL 15 into $DOCUMENTDB_BUILD (about two minutes)"
   "$ROOT/infra/documentdb/build.sh" "$DOCUMENTDB_BUILD"
   echo "$want" >"$stamp"
+}
+
+# The dashboard's browser tests drive Debian's Chromium through its ChromeDriver (Selenium
+# is told where both are: it downloads nothing).
+install_browser() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+  log "installing Chromium and ChromeDriver from Debian (the dashboard's browser tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
 }
 
 install_mariadb() {
@@ -232,7 +244,7 @@ kill_server() {
 command=${1:-}; shift || true
 case $command in
   install)
-    install_python; install_kafka; install_documentdb; install_ferretdb; install_mariadb ;;
+    install_python; install_kafka; install_documentdb; install_ferretdb; install_mariadb; install_browser ;;
   start)
     if [ $# -gt 0 ]; then
       for server in "$@"; do start_server "$server"; done

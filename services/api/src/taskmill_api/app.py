@@ -6,7 +6,7 @@ import falcon
 
 from taskmill.config import Config
 from taskmill.store import TaskStore
-from taskmill_api import errors, openapi
+from taskmill_api import errors, openapi, ui
 from taskmill_api.auth import Tokens
 from taskmill_api.middleware import Audit, JsonBody, RequestContext, TokenAuth
 from taskmill_api.rate_limits import RateLimits
@@ -44,4 +44,5 @@ def create_app(config: Config, store: TaskStore, limits: RateLimits | None = Non
     app.add_route("/readyz", health, suffix="ready")
     app.add_route("/metrics", Metrics())
     app.add_route("/api/openapi.json", OpenApi(openapi.document(config)))
+    ui.add_routes(app)
     return app

@@ -13,7 +13,7 @@ import falcon
 
 from taskmill.errors import InvalidParameter
 from taskmill.logs import clip
-from taskmill_api import metrics
+from taskmill_api import metrics, ui
 from taskmill_api.auth import Tokens
 from taskmill_api.errors import BodyTooLarge, NotJson, TooManyRequests, Unauthorized
 from taskmill_api.rate_limits import RateLimits, retry_after
@@ -58,7 +58,7 @@ class TokenAuth:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.caller = None
-        if req.path in PUBLIC_PATHS:
+        if req.path in PUBLIC_PATHS or ui.is_ui(req.path):
             return
         given = (req.get_header("Authorization") or "").strip()
         if given[:7].lower() == "bearer ":
