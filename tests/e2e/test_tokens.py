@@ -120,6 +120,7 @@ def test_each_role_against_each_route(system, tokens, api):
                 "/api/start_task": {"task_id": task_id},
                 "/api/update_task": {"task_id": task_id, "condition": {"n": 2}},
                 "/api/service_task": {},
+                "/api/service_stats": {},
                 "/api/cancel_task": {"task_id": task_id},
             }[route]
             status, _, answer = post(system, values[who], route, body)
