@@ -109,3 +109,23 @@ def test_failed_runs_are_remembered_the_last_hundred(store, clock):
     failures = store.services.get_many(["aaa"])["aaa"].failures
     assert len(failures) == 100 and failures[-1] == clock() - timedelta(seconds=1)
     assert failures == tuple(sorted(failures))
+
+
+def test_a_task_published_or_taken_after_it_was_read_keeps_its_place(store, clock):
+    """status_task reads the task, then its service's queue: a task published in between
+    is on Kafka behind the untaken ones only, never ahead of itself (CI once saw a
+    position go 1, 0, 1, 0); one already taken has nothing ahead."""
+    ids = []
+    for _ in range(2):
+        ids.append(store.create(AAA, {}, start=True)["task_id"])
+        clock.advance(1)
+    first, second = ids
+    read = store.get_many(ids)
+    for _ in ids:  # published one after the other
+        store.outbox.mark_published(store.outbox.claim_due(1, 30, "aaa"))
+        clock.advance(1)
+    why = store.pending.explain(read)
+    assert (why[first], why[second]) == (("queued: no task of aaa ahead", 0),
+                                         ("queued: 1 task of aaa ahead", 1))
+    store.report(first, Status.RUNNING, attempt=1)
+    assert store.pending.explain(read)[first] == ("queued: no task of aaa ahead", 0)

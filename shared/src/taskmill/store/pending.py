@@ -83,13 +83,24 @@ class Pending:
                     {"_id": 1, "update_time": 1}).hint(SERVICE_STATUS_INDEX[0]).limit(-POSITION_CAP))
             for task in published:
                 positions[task["task_id"]] = bisect_left(on_kafka, (task["update_time"], task["task_id"]))
-            published_ids = {task_id for _, task_id in on_kafka}
+            on_kafka_at = {task_id: n for n, (_, task_id) in enumerate(on_kafka)}
             order = {task_id: n for n, task_id in enumerate(due)}
             for task in queued:
-                n = order.get(task["task_id"])
-                positions[task["task_id"]] = None if n is None else len(
-                    published_ids.union(due[:n]))
+                positions[task["task_id"]] = queued_position(task["task_id"], due, order, on_kafka_at)
         return positions
+
+
+def queued_position(task_id: str, due: list[str], order: Mapping[str, int],
+                    on_kafka_at: Mapping[str, int]) -> int | None:
+    """The place of a task that was in the outbox when it was read, from the queue read
+    after: published since (then it is on Kafka, with only the untaken ones before it
+    ahead), still in the outbox (every untaken one ahead, and the outbox's before it), or
+    gone from both (taken: nothing ahead). None: beyond the outbox's first POSITION_CAP."""
+    if task_id in on_kafka_at:
+        return on_kafka_at[task_id]
+    if task_id in order:
+        return len(set(on_kafka_at).union(due[:order[task_id]]))
+    return 0 if len(due) < POSITION_CAP else None
 
 
 def is_started(task: Task) -> bool:
