@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install up down clean test test-unit test-faults bench bench-quick lint lint-deploy
+.PHONY: help install up down clean test test-unit test-faults bench bench-quick lint lint-deploy images
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,7 @@ down:  ## stop everything `make up` started (data stays)
 clean: down  ## stop everything and delete all local data, builds and logs
 	rm -rf .local
 
-test: install  ## unit, integration and end-to-end tests on the real infrastructure
+test: install images  ## unit, integration and end-to-end tests on the real infrastructure (and the images)
 	scripts/test.sh
 
 test-faults: install  ## the fault-injection suite alone (kills and stops real processes)
@@ -38,6 +38,9 @@ bench-quick: install  ## the benchmarks at small sizes (under two minutes): chec
 
 lint:  ## ruff over everything
 	uv run --locked ruff check .
+
+images:  ## build the four service images (Docker if an engine runs, else podman on a debootstrap base)
+	@started=$$SECONDS; scripts/images.sh build; echo "images: built in $$((SECONDS - started)) s"
 
 lint-deploy:  ## validate Dockerfiles, docker-compose.yml and the Kubernetes overlays offline
 	scripts/lint-deploy.sh

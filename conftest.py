@@ -18,23 +18,14 @@ import pymongo
 import pytest
 
 from taskmill.config import Config, load_config
-from tests.helpers import write_config
+from tests.helpers import unavailable, write_config
 from tests.servers import PrivateServer, Servers
-
-CI = os.environ.get("CI", "").lower() == "true"
 
 # The `start_system` fixture: a whole Taskmill as real processes (e2e and fault tests).
 pytest_plugins = ["tests.system"]
 
 # The shared servers, from the environment scripts/test.sh sets (or yours).
 SHARED = Servers.from_env()
-
-
-def unavailable(what: str, ex: BaseException | str | None = None,
-                fix: str = "start it with scripts/infra.sh start") -> None:
-    """Fail under CI, skip elsewhere: a missing service is a broken install in CI."""
-    reason = f"{what} is not reachable ({ex}); {fix}"
-    pytest.fail(reason) if CI else pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

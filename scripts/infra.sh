@@ -16,7 +16,8 @@
 #                                     kill is SIGKILL; starting ferretdb starts postgres
 #   scripts/infra.sh env              print the addresses as shell assignments
 #
-# Ports come from KAFKA_PORT, KAFKA_CONTROLLER_PORT, FERRETDB_PORT and MARIADB_PORT, and
+# Ports come from KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_CONTAINER_PORT (the listener for
+# containers, see infra/kafka/server.properties.in), FERRETDB_PORT and MARIADB_PORT, and
 # pids, logs and data from TASKMILL_STATE (default .local): the fault tests run private
 # servers that way.
 set -euo pipefail
@@ -90,6 +91,7 @@ install_mariadb() {
 start_kafka() {
   local dir=$DATA_DIR/kafka props=$RUN_DIR/kafka.properties
   sed -e "s|@LOG_DIR@|$dir|" -e "s|@PORT@|$KAFKA_PORT|" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|" \
+    -e "s|@CONTAINER_PORT@|$KAFKA_CONTAINER_PORT|" \
     "$ROOT/infra/kafka/server.properties.in" >"$props"
   if [ ! -f "$dir/meta.properties" ]; then
     mkdir -p "$dir"
@@ -199,6 +201,7 @@ load_sample_data() {
 print_env() {
   cat <<ENV
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export KAFKA_CONTAINER_SERVERS=10.0.2.2:$KAFKA_CONTAINER_PORT
 export MONGO_URI=mongodb://127.0.0.1:$FERRETDB_PORT/
 export SOURCE_MONGO_URI=mongodb://127.0.0.1:$FERRETDB_PORT/
 export SOURCE_MYSQL_HOST=127.0.0.1

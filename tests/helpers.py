@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
 import yaml
 
 from taskmill.config import ServiceConfig
@@ -16,6 +18,14 @@ from taskmill.schema import Status
 from taskmill.store import TaskStore
 
 ROOT = Path(__file__).resolve().parents[1]
+CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(what: str, ex: BaseException | str | None = None,
+                fix: str = "start it with scripts/infra.sh start") -> None:
+    """Fail under CI, skip elsewhere: a missing service is a broken install in CI."""
+    reason = f"{what} is not reachable ({ex}); {fix}"
+    pytest.fail(reason) if CI else pytest.skip(reason)
 
 
 class Clock:

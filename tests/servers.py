@@ -20,7 +20,8 @@ from typing import Any
 from tests.helpers import ROOT
 
 INFRA = ROOT / "scripts" / "infra.sh"
-_PORT_VARS = {"kafka": ("KAFKA_PORT", "KAFKA_CONTROLLER_PORT"), "ferretdb": ("FERRETDB_PORT",)}
+_PORT_VARS = {"kafka": ("KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_CONTAINER_PORT"),
+              "ferretdb": ("FERRETDB_PORT",)}
 
 
 @dataclass(frozen=True)

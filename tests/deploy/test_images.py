@@ -1,32 +1,39 @@
-"""Each image runs what the services really run: its command, port and health path.
-
-The Dockerfiles cannot be built here (no Docker engine), so each test installs the service
-exactly as its Dockerfile does (the same `uv sync` into an environment of its own), runs the
-image's CMD with that environment first on PATH against the real Kafka and FerretDB, and
-probes it with the image's own HEALTHCHECK command and the Kubernetes probes' paths.
+"""Each service's image, built by `make images`, run the way Kubernetes runs its pod
+(tests/deploy/podman.py: its own command, user 10001, read-only root, tmpfs /tmp, no
+capabilities, the config mounted at /etc/taskmill) against the real Kafka, task store and
+MariaDB: each passes its own HEALTHCHECK and the Kubernetes probes, a task of each service
+goes through the containerised api, dispatcher and workers, and each stops on SIGTERM
+within the pods' grace period with exit code 0. Also: what each Dockerfile declares agrees
+with its Deployment.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
+import secrets
 import urllib.request
-from pathlib import Path
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+import pymongo
 import pytest
 import yaml
 
+from taskmill.client import ApiClient
 from tests.deploy.dockerfile import Image, parse
-from tests.helpers import ROOT
-from tests.servers import Servers, free_port
-from tests.system import environment, wait_until
+from tests.deploy.podman import HOST, Podman, image
+from tests.helpers import ROOT, unavailable, write_config
+from tests.servers import free_port
+from tests.system import wait_until
 
 pytestmark = pytest.mark.integration
 
 SERVICES = ["api", "dispatcher", "worker-aaa", "worker-bbb"]
-STOP_S = 40
+# Kafka's listener for containers (infra/kafka/server.properties.in), as they reach it.
+KAFKA_FOR_CONTAINERS = os.environ.get("KAFKA_CONTAINER_SERVERS", f"{HOST}:9094")
 
 
 def k8s_container(service: str) -> dict[str, Any]:
@@ -46,15 +53,6 @@ def bound_port(image: Image) -> int:
     return int(image.env["API_BIND"].rsplit(":", 1)[1])
 
 
-def on_port(argv: list[str], port: int) -> list[str]:
-    """The command listening on 127.0.0.1:port instead of the image's 0.0.0.0 and port."""
-    args = list(argv)
-    for flag, value in (("--metrics-port", str(port)), ("--metrics-addr", "127.0.0.1")):
-        if flag in args:
-            args[args.index(flag) + 1] = value
-    return args
-
-
 @pytest.mark.parametrize("service", SERVICES)
 def test_image_declares_one_port_and_health_path(service: str) -> None:
     """EXPOSE, the command's port, the HEALTHCHECK URL and the Kubernetes container agree."""
@@ -70,53 +68,124 @@ def test_image_declares_one_port_and_health_path(service: str) -> None:
     assert image.install[image.install.index("--package") + 1] == f"taskmill-{service}"
 
 
+
+
+def grace_s() -> int:
+    """The pods' terminationGracePeriodSeconds (deploy/k8s/base/pod-defaults.yaml)."""
+    doc = yaml.safe_load((ROOT / "deploy" / "k8s" / "base" / "pod-defaults.yaml").read_text())
+    return int(doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
+
+
+@dataclass
+class Pods:
+    """The four images running, a name and a published port each."""
+
+    podman: Podman
+    names: dict[str, str]
+    ports: dict[str, int]
+    api: ApiClient
+
+    def url(self, service: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
+
+
 @pytest.fixture(scope="module")
-def installs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each service installed alone, by its Dockerfile's own `uv sync` command."""
-    envs = {}
-    for service in SERVICES:
-        image = parse(ROOT / "services" / service / "Dockerfile")
-        venv = tmp_path_factory.mktemp(f"image-{service}") / "venv"
-        env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON_DOWNLOADS": "never"}
-        subprocess.run(image.install + ["--quiet"], cwd=ROOT, env=env, check=True, timeout=300)
-        envs[service] = venv
-    return envs
+def podman() -> Podman:
+    found = Podman.find()
+    if found is None:
+        unavailable("podman", "not installed", "make images installs it (with debootstrap)")
+    missing = [image(s) for s in SERVICES if not found.has(image(s))]
+    if missing:
+        unavailable("the service images", f"{', '.join(missing)} not built", "build them with make images")
+    return found
+
+
+@pytest.fixture(scope="module")
+def pods(podman: Podman, tmp_path_factory: pytest.TempPathFactory, kafka_servers: str, mongo_uri: str,
+         mysql_settings: dict[str, Any]) -> Iterator[Pods]:
+    """api, dispatcher and both workers as containers, with topics, groups and a database of
+    their own, tokens as the Kubernetes Secret gives them (each worker only its own)."""
+    unique = uuid.uuid4().hex[:10]
+    config_dir = tmp_path_factory.mktemp("pod-config")
+    config_dir.chmod(0o755)
+    services = {name: {"source_name": source, "topic_name": f"mq_{name}_{unique}",
+                       "consumer_id": f"c_{name}_{unique}"}
+                for name, source in (("aaa", "mongo"), ("bbb", "mysql"))}
+    write_config(config_dir / "config.yaml", services).chmod(0o644)
+    tokens = {var: secrets.token_hex(16) for var in ("AUTH_TOKEN", "WORKER_TOKEN_AAA", "WORKER_TOKEN_BBB")}
+    mongo = urlsplit(mongo_uri)
+    common = {"MONGO_URI": f"mongodb://{HOST}:{mongo.port}/", "MONGO_DBNAME": f"t_{unique}",
+              "KAFKA_BOOTSTRAP_SERVERS": KAFKA_FOR_CONTAINERS}
+    ports = {service: free_port() for service in SERVICES}
+    workers = {**common, "TASKMILL_API_URL": f"http://{HOST}:{ports['api']}",
+               "SOURCE_MONGO_URI": f"mongodb://{HOST}:{mongo.port}/", "SOURCE_MYSQL_HOST": HOST,
+               "SOURCE_MYSQL_PORT": str(mysql_settings["port"]), "SOURCE_MYSQL_USER": mysql_settings["user"],
+               "SOURCE_MYSQL_PASSWORD": mysql_settings["password"]}
+    env = {"api": {**common, **tokens}, "dispatcher": common,
+           "worker-aaa": {**workers, "WORKER_TOKEN": tokens["WORKER_TOKEN_AAA"]},
+           "worker-bbb": {**workers, "WORKER_TOKEN": tokens["WORKER_TOKEN_BBB"]}}
+    names = {service: f"taskmill-{service}-{unique}" for service in SERVICES}
+    pods = Pods(podman, names, ports, ApiClient(f"http://127.0.0.1:{ports['api']}", tokens["AUTH_TOKEN"]))
+    try:
+        for service in SERVICES:
+            podman.run_like_a_pod(names[service], service, ports[service], env[service], config_dir)
+        yield pods
+    finally:
+        for name in names.values():
+            podman.remove(name)
+        with pymongo.MongoClient(mongo_uri) as client:
+            client.drop_database(f"t_{unique}")
+
+
+def logs(pods: Pods) -> str:
+    return "\n".join(f"--- {service}\n{pods.podman.logs(name)}" for service, name in pods.names.items())
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_image_command_serves_its_health_checks(service: str, installs: dict[str, Path],
-                                                tmp_path: Path, kafka_servers: str, mongo_uri: str,
-                                                mysql_settings: dict[str, Any], task_db: str,
-                                                unique: str) -> None:
-    """The image's CMD, installed as the image installs it, answers the image's HEALTHCHECK
-    and every Kubernetes probe path with 200, then stops cleanly on SIGTERM."""
-    image = parse(ROOT / "services" / service / "Dockerfile")
-    venv_bin = installs[service] / "bin"
-    env, _, port = environment(tmp_path, Servers(kafka_servers, mongo_uri, mongo_uri, mysql_settings),
-                               task_db, unique)
-    # The image's environment, with its /tmp (an emptyDir on Kubernetes) in this test's folder.
-    env.update({k: v.replace("/tmp/", f"{tmp_path}/") for k, v in image.env.items()
-                if k not in ("PATH", "TASKMILL_CONFIG", "API_BIND")})
-    env["PATH"] = f"{venv_bin}:{os.environ['PATH']}"
-    if service != "api":
-        port = free_port()
-    log = (tmp_path / f"{service}.log").open("w")
-    process = subprocess.Popen(on_port(image.cmd, port), env=env, cwd=tmp_path, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        health = [arg.replace(f":{image.health_port}/", f":{port}/") for arg in image.healthcheck]
-        wait_until(f"{service}'s HEALTHCHECK passes",
-                   lambda: subprocess.run(health, env=env, check=False).returncode == 0, 60,
-                   lambda: (tmp_path / f"{service}.log").read_text())
-        container = k8s_container(service)
-        for probe in ("livenessProbe", "readinessProbe"):
-            url = f"http://127.0.0.1:{port}{container[probe]['httpGet']['path']}"
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                assert resp.status == 200, f"{probe} {url}"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            assert b"taskmill_" in resp.read()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(STOP_S)
-        log.close()
-    assert code == 0, (tmp_path / f"{service}.log").read_text()
+def test_each_image_passes_its_healthcheck_and_the_kubernetes_probes(pods: Pods, service: str) -> None:
+    name = pods.names[service]
+    wait_until(f"{service}'s own HEALTHCHECK passes", lambda: pods.podman.healthy(name), 90,
+               lambda: pods.podman.logs(name))
+    container = k8s_container(service)
+    for probe in ("livenessProbe", "readinessProbe"):
+        url = pods.url(service, container[probe]["httpGet"]["path"])
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert resp.status == 200, f"{probe} {url}"
+    with urllib.request.urlopen(pods.url(service, "/metrics"), timeout=5) as resp:
+        assert b"taskmill_" in resp.read()
+
+
+def test_tasks_of_both_services_run_through_the_containers(pods: Pods) -> None:
+    """Created and started on the containerised api, published by the containerised
+    dispatcher, run and reported by the containerised workers (through the api)."""
+    for service in SERVICES:
+        wait_until(f"{service} is healthy", lambda s=service: pods.podman.healthy(pods.names[s]), 90,
+                   lambda: logs(pods))
+    started = {service: pods.api.create_task(service, condition, start=True)
+               for service, condition in (("aaa", {"city": "Berlin"}), ("bbb", {"group_by": "country"}))}
+
+    def ended() -> bool:
+        return all(s["status"] in ("finished", "failed") for s in pods.api.status_task(started.values()))
+    wait_until("both tasks end", ended, 90, lambda: logs(pods))
+    results = {service: pods.api.result_task(task_id) for service, task_id in started.items()}
+    assert {s: r["status"] for s, r in results.items()} == {"aaa": "finished", "bbb": "finished"}, logs(pods)
+    assert results["aaa"]["data"]["users"] and results["bbb"]["data"]["rows"]
+
+
+def test_the_root_is_read_only_and_the_user_is_not_root(pods: Pods) -> None:
+    name = pods.names["api"]
+    assert pods.podman("exec", name, "id", "-u").stdout.strip() == "10001"
+    refused = pods.podman("exec", name, "touch", "/app/written", check=False)
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+    assert pods.podman("exec", name, "touch", "/tmp/written", check=False).returncode == 0
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_container_stops_on_sigterm_within_the_grace_period_with_exit_0(pods: Pods,
+                                                                            service: str) -> None:
+    name = pods.names[service]
+    code, took = pods.podman.stop(name, grace_s())
+    log = pods.podman.logs(name)
+    assert (code, took < grace_s()) == (0, True), f"exit {code} after {took:.1f} s\n{log}"
+    for trouble in ("Traceback", "Control server error", "Read-only file system", "ERROR"):
+        assert trouble not in log, log

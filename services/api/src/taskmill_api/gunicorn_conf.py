@@ -25,6 +25,10 @@ timeout = 60
 keepalive = 5
 accesslog = None
 errorlog = "-"
+# No control socket (gunicornc): nothing here uses it, and by default it is made under
+# $HOME, which a read-only image cannot write ("Control server error: [Errno 30]") and
+# which every instance on one machine would share.
+control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
