@@ -131,6 +131,7 @@ def pods(podman: Podman, tmp_path_factory: pytest.TempPathFactory, kafka_servers
             podman.run_like_a_pod(names[service], service, ports[service], env[service], config_dir)
         yield pods
     finally:
+        pods.api.close()
         for name in names.values():
             podman.remove(name)
         with pymongo.MongoClient(mongo_uri) as client:

@@ -28,10 +28,17 @@ def test_members_are_counted_and_a_dead_helper_is_replaced(kafka_servers):
                 break
             consumer.poll(0.2)
         assert members([group, f"none-{uuid.uuid4().hex}"])[group] == 1
-        os.kill(members.pid, signal.SIGKILL)  # as an abort in librdkafka would
-        with pytest.raises(RuntimeError, match="not described"):
-            members([group])
-        assert members([group])[group] == 1  # a new helper
+        dead = members.pid
+        os.kill(dead, signal.SIGKILL)  # as an abort in librdkafka would
+        # The question in flight when it died fails; one asked after it is seen dead
+        # starts a new helper at once (which of the two happens is a race: CI saw both).
+        answers = []
+        for _ in range(2):
+            try:
+                answers.append(members([group])[group])
+            except RuntimeError as ex:
+                assert "not described" in str(ex)
+        assert answers[-1:] == [1] and members.pid not in (None, dead)
     finally:
         consumer.close()
         members.close()
