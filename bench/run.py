@@ -18,6 +18,7 @@ FULL = {
     "api": ["--clients", "1,8,32", "--duration", "5", "--repeat", "3"],
     "dispatch": ["--backlog", "10000", "--samples", "30", "--repeat", "1"],
     "profile": ["--tasks", "500", "--clients", "8", "--workers", "1"],
+    "longtasks": ["--tasks", "80", "--mean-s", "2", "--workers", "4,8"],
     "peer": ["--workers", "1,4", "--clients", "8", "--repeat", "3"],
 }
 QUICK = {
@@ -25,6 +26,7 @@ QUICK = {
     "api": ["--clients", "1,8", "--duration", "1", "--repeat", "1"],
     "dispatch": ["--backlog", "200", "--samples", "5", "--repeat", "1"],
     "profile": ["--tasks", "50", "--clients", "4", "--workers", "1"],
+    "longtasks": ["--tasks", "16", "--mean-s", "0.3", "--workers", "4"],
     "peer": ["--workers", "1", "--clients", "4", "--repeat", "1"],
 }
 
