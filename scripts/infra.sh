@@ -38,13 +38,15 @@ install_python() {
   (cd "$ROOT" && uv sync --locked --all-packages --quiet)
 }
 
+# The jars of infra/kafka/pom.xml, fetched again when it changes (a new Kafka version).
 install_kafka() {
-  [ -f "$KAFKA_LIBS/.complete" ] && return 0
+  local want; want=$(sha256sum "$ROOT/infra/kafka/pom.xml" | cut -c1-16)
+  [ "$(cat "$KAFKA_LIBS/.complete" 2>/dev/null)" = "$want" ] && return 0
   command -v java >/dev/null || die "java (17+) is required for Kafka"
   log "resolving Kafka jars from Maven Central into $KAFKA_LIBS"
   rm -rf "$KAFKA_LIBS"
   mvn -q -B -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIBS"
-  touch "$KAFKA_LIBS/.complete"
+  echo "$want" >"$KAFKA_LIBS/.complete"
 }
 
 install_ferretdb() {
