@@ -72,8 +72,9 @@ DPKG
 # The stand-in base: Debian bookworm (debootstrap, minbase) imported as an image, then
 # python-base.Dockerfile on it with the host's certificate authorities.
 podman_base() {
-  local stamp=$IMAGES/base.sha want
-  want=$( (cat "$ROOT/infra/images/python-base.Dockerfile"; echo "$(debian_mirror)"; cat "$HOST_CA") |
+  local stamp=$IMAGES/base.sha want mirror
+  mirror=$(debian_mirror)
+  want=$( (cat "$ROOT/infra/images/python-base.Dockerfile"; echo "$mirror"; cat "$HOST_CA") |
     sha256sum | cut -c1-16)
   if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && podman image exists "$PYTHON_IMAGE"; then
     return 0
@@ -81,9 +82,9 @@ podman_base() {
   mkdir -p "$IMAGES"
   if ! podman image exists "$DEBIAN_IMAGE"; then
     local rootfs=$IMAGES/rootfs started=$SECONDS
-    log "making Debian bookworm with debootstrap from $(debian_mirror) (a minute or two)"
+    log "making Debian bookworm with debootstrap from $mirror (a minute or two)"
     rm -rf "$rootfs"
-    debootstrap --variant=minbase bookworm "$rootfs" "$(debian_mirror)" >"$IMAGES/debootstrap.log" 2>&1 ||
+    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$IMAGES/debootstrap.log" 2>&1 ||
       die "debootstrap failed; see $IMAGES/debootstrap.log"
     slim "$rootfs"
     tar --numeric-owner -C "$rootfs" -c . | podman import - "$DEBIAN_IMAGE" >/dev/null
@@ -128,7 +129,7 @@ build() {
           -f "$ROOT/services/$service/Dockerfile" -t "localhost/taskmill-$service:$TAG" "$ROOT"
         log "taskmill-$service:$TAG built by podman in $((SECONDS - started)) s"
       done
-      podman image prune -f >/dev/null ;;  # the build stages' leftovers
+      podman image prune -f --filter until=24h >/dev/null ;;  # build stages of a day ago (newer ones are the cache)
   esac
   sizes "${which[@]}"
 }

@@ -77,10 +77,6 @@ def rows(page: Page) -> list[tuple[str, str, str]]:
             for row in page.all("#tasks tbody tr")]
 
 
-def shown_status(page: Page) -> str:
-    return page.find("#f-status").text
-
-
 def test_a_wrong_token_and_a_worker_token_are_refused_with_the_apis_reason(system, page):
     page.open()
     page.sign_in("not-a-token")

@@ -2,39 +2,22 @@
 
 import {api} from "./api.js";
 import {fill, h} from "./dom.js";
-import {clock, duration, percent} from "./format.js";
-import {live, liveSwitch} from "./live.js";
+import {duration, percent} from "./format.js";
+import {liveView} from "./live.js";
 import {tasksHash} from "./tasks.js";
 import {chip, STATUSES, time} from "./widgets.js";
 
 const REFRESH_MS = 5000;
 
 export function servicesPage(main, route, ctx) {
-  const updated = h("p", {class: "updated", id: "updated", "aria-live": "off"});
   const body = h("div", {id: "services", class: "grid"}, h("p", {class: "help"}, "Loading…"));
-  let shown = null;
-
-  async function refresh() {
-    try {
-      const answer = await api.serviceStats();
-      fill(updated, `Updated ${clock()}`);
-      const text = JSON.stringify(answer.data);
-      if (text === shown) return;
-      shown = text;
-      fill(body, answer.data.map(card));
-    } catch (error) {
-      shown = null;
-      fill(body, ctx.failed(error));
-    }
-  }
-
+  const view = liveView({load: api.serviceStats, render: (answer) => fill(body, answer.data.map(card)),
+    problem: body, failed: ctx.failed, ms: REFRESH_MS});
   fill(main, h("h1", {}, "Services"),
-    h("div", {class: "toolbar"}),
+    h("div", {class: "toolbar"}, view.controls),
     h("p", {class: "help"}, "Throughput and failure rate count the tasks that ended in the last hour."),
     body);
-  const loop = live(refresh, REFRESH_MS);
-  main.querySelector(".toolbar").append(liveSwitch(loop), updated);
-  return {stop: () => loop.stop()};
+  return {stop: view.stop};
 }
 
 function card(s) {

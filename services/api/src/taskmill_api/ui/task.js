@@ -3,8 +3,8 @@
 
 import {api} from "./api.js";
 import {confirmDialog, fill, h, notice} from "./dom.js";
-import {brief, clock, duration} from "./format.js";
-import {live, liveSwitch} from "./live.js";
+import {brief, duration} from "./format.js";
+import {liveView} from "./live.js";
 import {tasksHash} from "./tasks.js";
 import {chip, ENDED, jsonView, progress, time} from "./widgets.js";
 
@@ -17,29 +17,18 @@ export function taskPage(main, route, ctx) {
   const cancelButton = h("button", {type: "button", id: "cancel", class: "danger", disabled: true,
     onclick: cancel}, "Cancel task");
   const actionStatus = h("div", {id: "action-status"});
-  const updated = h("p", {class: "updated", id: "updated", "aria-live": "off"});
   const summary = h("dl", {class: "facts", id: "summary"});
   const condition = h("div", {class: "json", id: "condition"});
   const result = h("div", {class: "json", id: "result"});
   const history = h("ol", {class: "timeline", id: "history"});
   const problem = h("div", {id: "problem"});
-  let shown = null;
-
-  async function refresh() {
-    try {
+  const view = liveView({
+    load: async () => {
       const [statuses, answer] = await Promise.all([api.status([taskId]), api.result(taskId)]);
-      const state = statuses.status[0];
-      fill(updated, `Updated ${clock()}`);
-      fill(problem);
-      const text = JSON.stringify([state, answer]);
-      if (text === shown) return;
-      shown = text;
-      render(state, answer);
-    } catch (error) {
-      shown = null;
-      fill(problem, ctx.failed(error));
-    }
-  }
+      return [statuses.status[0], answer];
+    },
+    render: ([state, answer]) => render(state, answer),
+    problem, failed: ctx.failed, ms: REFRESH_MS});
 
   function render(state, answer) {
     startButton.disabled = !STARTABLE.has(answer.status);
@@ -76,7 +65,7 @@ export function taskPage(main, route, ctx) {
     } catch (error) {
       fill(actionStatus, ctx.failed(error));
     }
-    loop.now();
+    view.now();
   }
 
   async function start() {
@@ -98,7 +87,7 @@ export function taskPage(main, route, ctx) {
     h("p", {class: "crumbs"}, h("a", {href: tasksHash()}, "← Tasks")),
     h("h1", {}, "Task ", h("span", {class: "mono task-id", id: "task-id"}, taskId)),
     problem,
-    h("div", {class: "toolbar"}, startButton, cancelButton),
+    h("div", {class: "toolbar"}, startButton, cancelButton, view.controls),
     actionStatus,
     h("section", {"aria-labelledby": "h-summary", class: "card"},
       h("h2", {id: "h-summary"}, "Where it is"), summary),
@@ -109,9 +98,7 @@ export function taskPage(main, route, ctx) {
         h("h2", {id: "h-result"}, "Result"), result)),
     h("section", {"aria-labelledby": "h-history", class: "card"},
       h("h2", {id: "h-history"}, "History"), history));
-  const loop = live(refresh, REFRESH_MS);
-  main.querySelector(".toolbar").append(liveSwitch(loop), updated);
-  return {stop: () => loop.stop()};
+  return {stop: view.stop};
 }
 
 function fact(name, value, id) {

@@ -2,8 +2,8 @@
 
 import {api} from "./api.js";
 import {fill, h} from "./dom.js";
-import {brief, clock} from "./format.js";
-import {live, liveSwitch} from "./live.js";
+import {brief} from "./format.js";
+import {liveView} from "./live.js";
 import {chip, STATUSES, time} from "./widgets.js";
 
 const PAGE_SIZE = 20;
@@ -31,24 +31,10 @@ export function tasksPage(main, route, ctx) {
   const statusSelect = h("select", {id: "f-status", onchange: () => go({status: statusSelect.value})},
     h("option", {value: ""}, "All statuses"),
     STATUSES.map((s) => h("option", {value: s, selected: s === status}, s)));
-  const updated = h("p", {class: "updated", id: "updated", "aria-live": "off"});
   const body = h("div", {id: "tasks-body"}, h("p", {class: "help"}, "Loading…"));
-  let shown = null;
-
-  async function refresh() {
-    try {
-      const answer = await api.list({page, size: PAGE_SIZE, service, status});
-      fill(updated, `Updated ${clock()}`);
-      const text = JSON.stringify(answer);
-      if (text !== shown) {  // unchanged: leave the page (and the keyboard's focus) alone
-        shown = text;
-        fill(body, table(answer), pager(answer));
-      }
-    } catch (error) {
-      shown = null;
-      fill(body, ctx.failed(error));
-    }
-  }
+  const view = liveView({load: () => api.list({page, size: PAGE_SIZE, service, status}),
+    render: (answer) => fill(body, table(answer), pager(answer)),
+    problem: body, failed: ctx.failed, ms: REFRESH_MS});
 
   function pager(answer) {
     const pages = Math.max(1, Math.ceil(answer.total / PAGE_SIZE));
@@ -66,17 +52,16 @@ export function tasksPage(main, route, ctx) {
     h("form", {class: "filters", role: "search", "aria-label": "Filter tasks",
       onsubmit: (event) => event.preventDefault()},
       h("span", {class: "field"}, h("label", {for: "f-service"}, "Service"), serviceSelect),
-      h("span", {class: "field"}, h("label", {for: "f-status"}, "Status"), statusSelect)),
+      h("span", {class: "field"}, h("label", {for: "f-status"}, "Status"), statusSelect),
+      view.controls),
     body);
-  const loop = live(refresh, REFRESH_MS);
-  main.querySelector("form").append(liveSwitch(loop), updated);
 
   api.services().then((answer) => {
     const names = answer.data.filter((name) => name !== service);
     serviceSelect.append(...names.map((name) => h("option", {value: name}, name)));
   }).catch(() => {});  // the list itself says what is wrong
 
-  return {stop: () => loop.stop()};
+  return {stop: view.stop};
 }
 
 function table(answer) {

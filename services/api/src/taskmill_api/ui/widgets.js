@@ -29,16 +29,16 @@ export function progress(share, id) {
 /** A JSON value as a tree: objects and arrays fold (deep or long ones start folded). */
 export function jsonView(value, depth = 0) {
   if (value === null) return h("span", {class: "j-null"}, "null");
-  if (Array.isArray(value) || typeof value === "object") {
-    const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
-    const [open, close] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
+  if (typeof value === "object") {
+    const list = Array.isArray(value);
+    const entries = list ? value.map((v, i) => [i, v]) : Object.entries(value);
+    const [open, close] = list ? ["[", "]"] : ["{", "}"];
     if (entries.length === 0) return h("span", {class: "j-punct"}, open + close);
     const items = entries.map(([key, item]) => h("li", {},
-      Array.isArray(value) ? null : h("span", {class: "j-key"}, JSON.stringify(key)),
-      Array.isArray(value) ? null : h("span", {class: "j-punct"}, ": "),
+      list ? null : [h("span", {class: "j-key"}, JSON.stringify(key)), h("span", {class: "j-punct"}, ": ")],
       jsonView(item, depth + 1)));
     const n = entries.length;
-    const label = `${n} ${Array.isArray(value) ? "item" : "key"}${n === 1 ? "" : "s"}`;
+    const label = `${n} ${list ? "item" : "key"}${n === 1 ? "" : "s"}`;
     return h("details", {class: "j-node", open: depth < 2 && entries.length <= 50},
       h("summary", {}, h("span", {class: "j-punct"}, open), h("span", {class: "j-count"}, ` ${label} `),
         h("span", {class: "j-punct"}, close)),
