@@ -88,11 +88,13 @@ class ApiClient:
 
     def update_status(self, task_id: str, status: str, message: Any = None,
                       result: Mapping[str, Any] | None = None,
-                      attempt: int | None = None, retry: bool = False) -> dict[str, Any]:
-        """Report a worker's status change (`retry`: a failure worth another attempt)."""
+                      attempt: int | None = None, retry: bool = False,
+                      worker: str | None = None) -> dict[str, Any]:
+        """Report a worker's status change (`retry`: a failure worth another attempt;
+        `worker`: the reporting worker's name, so a second worker's `running` is refused)."""
         data = _given(task_id=task_id, status=status, message=message,
                       result=None if result is None else dict(result), attempt=attempt,
-                      retry=retry or None)
+                      retry=retry or None, worker=worker)
         return self.call("/api/update_status_task", {"data": data})
 
     def heartbeat(self, task_id: str, attempt: int | None = None, progress: float | None = None,

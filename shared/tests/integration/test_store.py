@@ -152,6 +152,21 @@ def test_lifecycle_and_fencing(store: TaskStore):
         store.request_start(task_id)
 
 
+def test_a_second_worker_reporting_a_running_attempt_running_is_refused(store: TaskStore):
+    """A message delivered twice (a rebalance, a lapsed share-group lock): the worker that
+    reported running first keeps the run, the second is refused and the task unchanged;
+    the first's retried report is answered as before."""
+    task_id = task_in(store, Status.WAITING)
+    store.report(task_id, Status.RUNNING, attempt=1, worker="host-1-a")
+    before = store.get(task_id)
+    with pytest.raises(StateConflict, match="running on another worker"):
+        store.report(task_id, Status.RUNNING, attempt=1, worker="host-2-b")
+    assert store.get(task_id) == before
+    assert store.report(task_id, Status.RUNNING, attempt=1, worker="host-1-a")["status"] == "running"
+    store.report(task_id, Status.FINISHED, attempt=1, worker="host-1-a")
+    assert store.get(task_id)["status"] == "finished"
+
+
 def task_in(store: TaskStore, status: Status) -> str:
     """A task brought to status at attempt 1 the way the system does it."""
     task_id = store.create(AAA, {})["task_id"]

@@ -36,6 +36,10 @@ NEW_TASK_ID = {"type": "string", "pattern": "^ts_[a-z][a-z0-9_]*_[0-9a-f]{32}$"}
 TASK_ID = {"type": "string", "minLength": 1, "maxLength": MAX_TASK_ID_LEN}
 ATTEMPT = {"type": ["integer", "null"], "minimum": 0}
 CANCELLED = {"type": "boolean", "description": "the task ended because it was cancelled"}
+WORKER = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$",
+          "description": "the reporting worker's name (printable ASCII, no spaces): a `running` "
+                         "report of an attempt already running on another worker is a 409, so "
+                         "a message delivered twice never runs twice at once"}
 IDEMPOTENCY_KEY = {
     "type": "string", "pattern": r"^[\x20-\x7e]{1,128}$",
     "description": "1 to 128 printable ASCII characters: a create with the same service and "
@@ -112,7 +116,8 @@ def requests(config: Config) -> dict[str, Schema | None]:
                   status={"enum": [s.value for s in WORKER_TRANSITIONS]}, message=JSON_VALUE,
                   result={"anyOf": [JSON_OBJECT, {"type": "null"}]}, attempt=ATTEMPT,
                   retry={"type": "boolean", "description": "failed, but may succeed if run "
-                                                          "again: the service's retry policy decides"}),
+                                                          "again: the service's retry policy decides"},
+                  worker=WORKER),
             "allOf": [only_with("result", Status.FINISHED, {"type": "object"}),
                       only_with("retry", Status.FAILED, {"const": True})]}),
         "/api/heartbeat_task": wrapped(obj(

@@ -47,7 +47,7 @@ class Tasks:
         ask = self._check.update_status(req.context.body)
         req.context.caller.check_report(ask.task_id, ask.attempt)
         task = self._store.report(ask.task_id, ask.status, ask.message, ask.result, ask.attempt,
-                                  ask.retry)
+                                  ask.retry, ask.worker)
         metrics.STATUS_REPORTS.labels(task["service"], task["status"]).inc()
         resp.media = {"result": "ok", "status": {"task_id": task["task_id"],
                                                  "status": task["status"]}}

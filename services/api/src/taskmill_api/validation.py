@@ -56,6 +56,7 @@ class StatusUpdate:
     result: dict[str, Any] | None
     attempt: int | None
     retry: bool
+    worker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ class Validator:
         data = self._body("/api/update_status_task", body)["data"]
         return StatusUpdate(task_id=data["task_id"], status=Status(data["status"]),
                             message=data.get("message"), result=data.get("result"),
-                            attempt=data.get("attempt"), retry=data.get("retry", False))
+                            attempt=data.get("attempt"), retry=data.get("retry", False),
+                            worker=data.get("worker"))
 
     def heartbeat(self, body: Any) -> Heartbeat:
         data = self._body("/api/heartbeat_task", body)["data"]

@@ -280,7 +280,7 @@ class TaskStore:
 
     def report(self, task_id: str, status: Status, message: Any = None,
                result: Mapping[str, Any] | None = None, attempt: int | None = None,
-               retry: bool = False) -> Task:
+               retry: bool = False, worker: str | None = None) -> Task:
         """Apply a worker's status report, refusing stale attempts and illegal transitions.
 
         Reports are idempotent per attempt: the same report again (a request retried after
@@ -288,13 +288,15 @@ class TaskStore:
         reported with `retry` is run again when the service's retry policy has
         attempts left (after its backoff); otherwise the task ends failed. A run asked to
         stop (`cancel`) ends failed with the cancellation's message whatever it reports,
-        and once it has ended so, every later report of it is refused.
+        and once it has ended so, every later report of it is refused. A `running` report
+        names its `worker`: the same attempt reported running by another worker (its
+        message delivered twice) is refused, so it does not run beside the first.
         """
         now = self._clock()
         fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message,
                                   "update_time": now}
         if status == Status.RUNNING:
-            fields.update(start_time=now, lease_until=now + self._lease, **UNQUEUED)
+            fields.update(start_time=now, lease_until=now + self._lease, worker=worker, **UNQUEUED)
         else:
             fields.update(end_time=now, lease_until=None, **UNQUEUED)
         if status == Status.FINISHED:
@@ -320,7 +322,7 @@ class TaskStore:
                 if status == Status.FAILED:
                     self.services.run_failed(before["service"], now)
                 return {**before, "status": status.value, "lease_until": fields["lease_until"]}
-            answer = self._refused_report(task_id, status, known, now)
+            answer = self._refused_report(task_id, status, known, now, worker)
             if answer is not None:
                 return answer
         raise StateConflict(f"task {task_id} is being changed concurrently; try again")
@@ -351,17 +353,22 @@ class TaskStore:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _refused_report(self, task_id: str, status: Status, attempt: int, now: datetime) -> Task | None:
+    def _refused_report(self, task_id: str, status: Status, attempt: int, now: datetime,
+                        worker: str | None) -> Task | None:
         """Why a report's update found nothing to change: the answer when it stands anyway
         (repeated, or the end of a cancelled run), None to try again, or a raised conflict."""
         current = self._read(task_id, {"status": 1, "attempt": 1, "outbox": 1, "service": 1,
-                                       "lease_until": 1, "cancel_message": 1, "cancelled": 1})
+                                       "lease_until": 1, "cancel_message": 1, "cancelled": 1,
+                                       "worker": 1})
         _check_attempt(task_id, current, attempt)
         if current.get("cancel_message") is not None and _may_report(current, status):
             return self._end_cancelled(task_id, current, current["cancel_message"], now)
         if current.get("cancelled"):
             raise StateConflict(f"task {task_id} was cancelled; this run's reports are no "
                                 "longer taken")
+        if status == Status.RUNNING and current["status"] == status and \
+                current.get("worker") not in (None, worker):
+            raise StateConflict(f"task {task_id} is running on another worker")
         if current["status"] == status:  # the same report again (a retried request): done
             return {"task_id": task_id, "service": current["service"], "status": status.value,
                     "lease_until": current.get("lease_until")}
