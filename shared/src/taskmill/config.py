@@ -43,6 +43,14 @@ ENV_OVERRIDES = (
 T = TypeVar("T")
 
 
+# How a service's workers take its tasks from its topic (`taskmill.kafka.mode`, per
+# service `taskmill.kafka.modes`): a consumer group (each partition read by one worker)
+# or a share group (Kafka >= 4.2: every worker takes records from every partition).
+CONSUMER_GROUP = "consumer_group"
+SHARE_GROUP = "share_group"
+KAFKA_MODES = (CONSUMER_GROUP, SHARE_GROUP)
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """One algorithm service: where its tasks go and who consumes them."""
@@ -50,7 +58,13 @@ class ServiceConfig:
     name: str
     source_name: str
     topic_name: str
-    consumer_id: str
+    consumer_id: str  # the workers' group: a consumer group or a share group, by `mode`
+    mode: str = CONSUMER_GROUP
+
+    @property
+    def shared(self) -> bool:
+        """Whether the service's workers form a share group."""
+        return self.mode == SHARE_GROUP
 
 
 @dataclass(frozen=True)
@@ -222,7 +236,7 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         raise ConfigError(f"default_env / TASKMILL_ENV must be one of {', '.join(ENVIRONMENTS)}, "
                           f"not {env_name!r}")
     extra = _mapping(raw.get("taskmill") or {}, "taskmill")
-    services = _services(raw)
+    services = _with_modes(_services(raw), extra)
     max_status = _get(raw, "max_status_task", int)
     if max_status < 1:
         raise ConfigError("max_status_task must be at least 1")
@@ -266,6 +280,24 @@ def _services(raw: Mapping[str, Any]) -> dict[str, ServiceConfig]:
             log.warning("config: %d services share consumer group %r; each service should "
                         "have its own consumer_id", count, group)
     return services
+
+
+def _with_modes(services: dict[str, ServiceConfig], extra: Mapping[str, Any]) -> dict[str, ServiceConfig]:
+    """Each service's consumption mode: taskmill.kafka.modes.<service>, else .mode."""
+    kafka = _mapping(extra.get("kafka") or {}, "taskmill.kafka")
+    modes = _mapping(kafka.get("modes") or {}, "taskmill.kafka.modes")
+    for name in modes:
+        if name not in services:
+            raise ConfigError(f"taskmill.kafka.modes.{name}: not a configured service")
+    default = _mode(kafka.get("mode", CONSUMER_GROUP), "taskmill.kafka.mode")
+    return {name: replace(service, mode=_mode(modes.get(name, default), f"taskmill.kafka.modes.{name}"))
+            for name, service in services.items()}
+
+
+def _mode(value: Any, key: str) -> str:
+    if value not in KAFKA_MODES:
+        raise ConfigError(f"{key} must be one of {', '.join(KAFKA_MODES)}, not {value!r}")
+    return str(value)
 
 
 def _mongo(block: Mapping[str, Any], env_name: str, env: Mapping[str, str],

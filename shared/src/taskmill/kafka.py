@@ -29,6 +29,15 @@ def producer_conf(kafka: KafkaConfig, delivery_timeout_s: float = 30.0) -> dict[
     }
 
 
+def share_producer_conf(kafka: KafkaConfig, delivery_timeout_s: float = 30.0) -> dict[str, Any]:
+    """Return the producer of share-group services' topics: every message a batch of its own.
+
+    A share group hands a worker whole record batches, so tasks produced together would
+    go to one worker while the others idle; one task per batch spreads them.
+    """
+    return producer_conf(kafka, delivery_timeout_s) | {"linger.ms": 0, "batch.num.messages": 1}
+
+
 def consumer_conf(kafka: KafkaConfig, service: ServiceConfig) -> dict[str, Any]:
     """Return an at-least-once consumer in the service's group: offsets stored by hand."""
     return common_conf(kafka) | {
@@ -39,4 +48,23 @@ def consumer_conf(kafka: KafkaConfig, service: ServiceConfig) -> dict[str, Any]:
         # Long tasks run while the consumer keeps polling with its partitions paused.
         "max.poll.interval.ms": 300000,
         "session.timeout.ms": kafka.session_timeout_ms,
+    }
+
+
+# librdkafka's largest max.poll.interval.ms (24 h).
+MAX_POLL_INTERVAL_MS = 86_400_000
+
+
+def share_consumer_conf(kafka: KafkaConfig, service: ServiceConfig) -> dict[str, Any]:
+    """Return a member of the service's share group that acknowledges each record itself.
+
+    A share consumer cannot pause: every poll acquires records. So a worker does not poll
+    while it runs a task, and the poll interval is as long as librdkafka allows; the
+    group's heartbeats go on in the background meanwhile.
+    """
+    return common_conf(kafka) | {
+        "group.id": service.consumer_id,
+        "share.acknowledgement.mode": "explicit",
+        "max.poll.records": 1,
+        "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
     }

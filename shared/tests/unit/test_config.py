@@ -75,6 +75,9 @@ def test_secrets_never_show_in_repr():
      "taskmill.retention.per_service.aaa.finished"),
     (lambda raw: raw["taskmill"]["retention"].update(per_service={"aaa": {"failed_days": -2}}),
      "taskmill.retention.per_service.aaa"),
+    (lambda raw: raw["taskmill"]["kafka"].update(mode="queue"), "taskmill.kafka.mode"),
+    (lambda raw: raw["taskmill"]["kafka"].update(modes={"aaa": "shared"}), "taskmill.kafka.modes.aaa"),
+    (lambda raw: raw["taskmill"]["kafka"].update(modes={"ccc": "share_group"}), "taskmill.kafka.modes.ccc"),
 ])
 def test_a_bad_file_fails_naming_the_key(change, key):
     """Every bad or missing value is a ConfigError that names its key."""
@@ -83,6 +86,15 @@ def test_a_bad_file_fails_naming_the_key(change, key):
     with pytest.raises(ConfigError) as error:
         parse_config(raw, {})
     assert key in str(error.value)
+
+
+def test_each_service_reads_its_topic_in_the_default_mode_or_its_own():
+    """Consumer groups unless told; `modes` names a service's own."""
+    raw = shipped()
+    assert {s.mode for s in parse_config(raw, {}).services.values()} == {"consumer_group"}
+    raw["taskmill"]["kafka"].update(mode="share_group", modes={"bbb": "consumer_group"})
+    config = parse_config(raw, {})
+    assert (config.service("aaa").shared, config.service("bbb").shared) == (True, False)
 
 
 def test_unreadable_or_invalid_files_fail_clearly(tmp_path: Path):

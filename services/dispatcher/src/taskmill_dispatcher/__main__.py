@@ -8,18 +8,19 @@ import signal
 import threading
 from types import FrameType
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from taskmill.config import Config, load_config
 from taskmill.errors import DependencyUnavailable
 from taskmill.health import Liveness, serve
-from taskmill.kafka import common_conf, producer_conf
+from taskmill.kafka import common_conf
 from taskmill.logs import setup_logging
 from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
 from taskmill_dispatcher.capacity import Capacity
 from taskmill_dispatcher.groups import GroupMembers
+from taskmill_dispatcher.producers import Producers
 from taskmill_dispatcher.recovery import Recovery
 from taskmill_dispatcher.relay import Relay, delivery_timeout_s
 from taskmill_dispatcher.retention import Retention
@@ -38,7 +39,7 @@ class Dispatcher:
     """The relay, recovery, retention and services' watch loop, with start-up chores
     retried until they succeed."""
 
-    def __init__(self, config: Config, store: TaskStore, producer: Producer,
+    def __init__(self, config: Config, store: TaskStore, producer: Producers,
                  admin: AdminClient, members: GroupMembers, liveness: Liveness) -> None:
         self._config = config
         self._store = store
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging("dispatcher")
     config = load_config()
     store = TaskStore.open(config, appname="taskmill-dispatcher")
-    producer = Producer(producer_conf(config.kafka, delivery_timeout_s(config)))
+    producer = Producers(config, delivery_timeout_s(config))
     admin = AdminClient(common_conf(config.kafka))
     members = GroupMembers(common_conf(config.kafka))
     dispatcher = Dispatcher(config, store, producer, admin, members, Liveness(config.lifecycle.stall_s))

@@ -2,6 +2,11 @@
 Kafka reports them, times the tasks one worker gets through in `lifecycle.lookahead_s`
 (from the service's recent run times), looked up every few seconds between relay rounds.
 
+A share group's members cannot be asked of Kafka from here (librdkafka has no
+DescribeShareGroups), so a share-group service counts as many workers as it has running
+tasks, plus one: a lower bound that grows as idle workers take what is published (each
+relay round reads it, from the kept task counts). `members` then answers None (unknown).
+
 The relay hands a service no more published tasks than that, so the rest of a backlog
 stays in the store where priorities order it: a task started behind a backlog waits for
 about lookahead_s of work per worker (at least one task each), not for the whole backlog,
@@ -17,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from taskmill.config import Config
+from taskmill.schema import Status
 from taskmill.store import RunTimes, TaskStore
 from taskmill_dispatcher import metrics
 from taskmill_dispatcher.interval import Interval
@@ -35,8 +41,10 @@ class Capacity:
         self._lifecycle = config.lifecycle
         self._services = list(config.services)
         self._groups: dict[str, list[str]] = defaultdict(list)  # consumer group -> its services
+        self._shared = [s.name for s in config.services.values() if s.shared]
         for service in config.services.values():
-            self._groups[service.consumer_id].append(service.name)
+            if not service.shared:
+                self._groups[service.consumer_id].append(service.name)
         self._describe = members
         self._store = store
         self._interval = Interval(refresh_s, clock)
@@ -49,11 +57,17 @@ class Capacity:
             self._interval.restart()
             self._refresh_members()
             self._refresh_run_times()
-        return {service: max(self._members.get(service, 1), 1) * self.per_worker(service)
+        workers = dict(self._members)
+        if self._shared:
+            counts = self._store.counts.all()
+            for service in self._shared:
+                workers[service] = max(counts.get((service, Status.RUNNING.value), 0), 0) + 1
+        return {service: max(workers.get(service, 1), 1) * self.per_worker(service)
                 for service in self._services}
 
     def members(self, service: str) -> int | None:
-        """The service's workers as Kafka last reported them (None: not known yet)."""
+        """The service's workers as Kafka last reported them (None: not known yet, or a
+        share group's)."""
         return self._members.get(service)
 
     def run_times(self, service: str) -> RunTimes | None:
@@ -76,6 +90,8 @@ class Capacity:
                 metrics.RUN_SECONDS.labels(service).set(runs.median_s)
 
     def _refresh_members(self) -> None:
+        if not self._groups:
+            return
         try:
             counts = self._describe(list(self._groups))
         except Exception as ex:  # Kafka down, or its helper gone: keep what is known

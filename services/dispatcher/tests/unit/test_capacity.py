@@ -30,10 +30,12 @@ class Clock:
         return self.now
 
 
-def capacity(tmp_path, members, run_s, **lifecycle):
-    config = load_config(write_config(tmp_path / "config.yaml", extra={"lifecycle": lifecycle}), {})
-    store = SimpleNamespace(run_times=lambda service: None if service not in run_s else RunTimes(
-        run_s[service], run_s[service], datetime(2026, 1, 1, tzinfo=UTC)))
+def capacity(tmp_path, members, run_s, kafka=None, running=None, **lifecycle):
+    config = load_config(write_config(tmp_path / "config.yaml",
+                                      extra={"lifecycle": lifecycle, "kafka": kafka or {}}), {})
+    counts = SimpleNamespace(all=lambda: {(s, "running"): n for s, n in (running or {}).items()})
+    store = SimpleNamespace(counts=counts, run_times=lambda service: None if service not in run_s
+                            else RunTimes(run_s[service], run_s[service], datetime(2026, 1, 1, tzinfo=UTC)))
     admin, clock = Admin(members), Clock()
     return Capacity(config, admin, store, clock=clock, refresh_s=5), admin, clock
 
@@ -62,3 +64,15 @@ def test_what_is_known_is_kept_while_kafka_does_not_answer(tmp_path):
     assert cap() == {"aaa": 4, "bbb": 1}  # not due again yet
     clock.now += 4
     assert cap() == {"aaa": 1, "bbb": 1}
+
+
+def test_a_share_group_counts_its_running_tasks_and_one_more(tmp_path):
+    """Kafka cannot be asked for a share group's members: its running tasks (read each
+    round) plus one idle worker to be found; its group is not described."""
+    running = {"aaa": 5}
+    cap, admin, _ = capacity(tmp_path, {"c_aaa": 99, "c_bbb": 2}, {"aaa": 60.0, "bbb": 60.0},
+                             kafka={"modes": {"aaa": "share_group"}}, running=running)
+    assert cap() == {"aaa": 6, "bbb": 2}
+    running["aaa"] = 7
+    assert cap() == {"aaa": 8, "bbb": 2}  # at once, not at the next refresh
+    assert cap.members("aaa") is None

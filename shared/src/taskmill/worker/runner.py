@@ -1,10 +1,13 @@
-"""The worker loop: consume, report running, run the algorithm, report, store the offset.
+"""The worker loop: take a message, report running, run the algorithm, report, let go.
 
-At least once: the offset of a message is stored only after its outcome is reported.
-Effects once: the api refuses a `running` report for a task that is already running,
-finished, failed, or at another attempt, and the worker then skips the message.
-Long tasks: the algorithm runs in a thread while this loop keeps polling Kafka with its
-partitions paused, so the consumer stays in its group however long the task takes.
+At least once: a message is let go of (its offset stored, or its share-group record
+accepted) only once the api has its task: after the outcome's report in a consumer
+group, after the `running` report in a share group (`feeds` says why).
+Effects once: the api refuses a `running` report for a task that is already running on
+another worker, finished, failed, or at another attempt, and the worker then skips the
+message.
+Long tasks: the algorithm runs in a thread while this loop keeps the worker's group
+membership and the task's lease alive (heartbeats).
 Cancellation: a heartbeat answered `cancel` sets `ctx.cancelled`; the run is reported
 failed when the algorithm returns, or after cancel_grace_s without waiting for it.
 """
@@ -14,15 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, ShareConsumer
+from confluent_kafka.admin import AdminClient
 
 from taskmill.client import ApiClient
 from taskmill.codec import TaskMessage, decode
@@ -30,11 +37,12 @@ from taskmill.config import Config, ServiceConfig, load_config
 from taskmill.errors import ApiError, MessageDecodeError
 from taskmill.health import Liveness
 from taskmill.health import serve as serve_health
-from taskmill.kafka import consumer_conf
+from taskmill.kafka import common_conf, consumer_conf, share_consumer_conf
 from taskmill.logs import clip, setup_logging
 from taskmill.schema import Status
 from taskmill.worker import metrics
 from taskmill.worker.context import TaskCancelled, TaskContext, TaskFailed
+from taskmill.worker.feeds import Feed, GroupFeed, ShareFeed
 from taskmill.worker.sources import Sources
 
 log = logging.getLogger("taskmill.worker")
@@ -52,22 +60,13 @@ QUICK_TASK_S = 1.0
 # How often the consumer lag gauge is refreshed (from the client's cached watermarks).
 LAG_INTERVAL_S = 5.0
 
+# A share-group record delivered more often than this without a worker starting its task
+# (each taker died or hung before the api had its `running` report) ends the task failed,
+# before the broker's own limit (group.share.delivery.count.limit, 5) archives it unseen.
+MAX_DELIVERIES = 3
 
-class KafkaConsumer(Protocol):
-    """The part of confluent_kafka.Consumer the worker uses."""
-
-    def subscribe(self, topics: list[str], on_assign: Any = ...) -> None: ...
-    def poll(self, timeout: float) -> Any: ...
-    def assign(self, partitions: list[TopicPartition]) -> None: ...
-    def pause(self, partitions: list[TopicPartition]) -> None: ...
-    def resume(self, partitions: list[TopicPartition]) -> None: ...
-    def assignment(self) -> list[TopicPartition]: ...
-    def seek(self, partition: TopicPartition) -> None: ...
-    def store_offsets(self, message: Any) -> None: ...
-    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
-    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = ...,
-                              cached: bool = ...) -> tuple[int, int] | None: ...
-    def close(self) -> None: ...
+# How long a worker waits before trying again to join its group while Kafka is away.
+JOIN_RETRY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -90,37 +89,54 @@ class Worker:
     """Runs one service's algorithm on the tasks of its topic."""
 
     def __init__(self, config: Config, service: ServiceConfig, algorithm: Algorithm,
-                 api: ApiClient, consumer: KafkaConsumer, sources: Sources,
-                 liveness: Liveness) -> None:
+                 api: ApiClient, feed: Feed, sources: Sources, liveness: Liveness,
+                 name: str | None = None) -> None:
         self._config = config
         self._service = service
         self._algorithm = algorithm
         self._api = api
-        self._consumer = consumer
+        self._feed = feed
         self._sources = sources
-        self._busy = False
+        # Named in its running reports: a message delivered to a second worker while the
+        # first runs its task is refused to the second.
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.liveness = liveness
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        """Consume until `stopping` is set, then close the consumer."""
-        self._consumer.subscribe([self._service.topic_name], on_assign=self._on_assign)
-        log.info("worker consuming %s in group %s", self._service.topic_name,
-                 self._service.consumer_id, extra={"service": self._service.name})
-        lag_at = time.monotonic()
+        """Consume until `stopping` is set, then leave the group."""
         try:
+            if not self._join():
+                return
+            log.info("worker %s consuming %s in %s %s", self.name, self._service.topic_name,
+                     self._service.mode.replace("_", " "), self._service.consumer_id,
+                     extra={"service": self._service.name})
+            lag_at = time.monotonic()
             while not self.stopping.is_set():
                 self.liveness.beat()
-                msg = self._consumer.poll(0.5)
+                msg = self._feed.next(0.5)
                 if msg is not None:
                     self.handle(msg)
                 if time.monotonic() >= lag_at:
                     lag_at = time.monotonic() + LAG_INTERVAL_S
-                    self._update_lag()
+                    self._feed.refresh_lag()
         finally:
-            self._consumer.close()
+            self._feed.close()
             self._sources.close()
             log.info("worker stopped", extra={"service": self._service.name})
+
+    def _join(self) -> bool:
+        """Join the service's group, trying again while Kafka is away (False: stopping)."""
+        while not self.stopping.is_set():
+            self.liveness.beat()
+            try:
+                self._feed.start()
+                return True
+            except KafkaException as ex:
+                log.warning("cannot join %s yet: %s", self._service.consumer_id, ex,
+                            extra={"service": self._service.name})
+                self.stopping.wait(JOIN_RETRY_S)
+        return False
 
     def handle(self, msg: Any) -> None:
         """Process one polled message to the end (or give it back on shutdown)."""
@@ -134,21 +150,41 @@ class Worker:
             metrics.DECODE_ERRORS.labels(self._service.name).inc()
             log.error("skipping a message that is not a task: %s", ex,
                       extra={"service": self._service.name})
-            self._store_offset(msg)
+            self._feed.reject(msg)
             return
         accepted = self._report(task, Outcome(Status.RUNNING))
         if accepted is None:
-            return  # stopping before the api answered: the message will come again
+            self._feed.give_back(msg)  # stopping before the api answered: delivered again
+            return
         if not accepted:
             metrics.SKIPPED.labels(self._service.name).inc()
-            self._store_offset(msg)
+            self._feed.done(msg)
+            return
+        self._feed.taken(msg)
+        deliveries = self._feed.deliveries(msg)
+        if deliveries > MAX_DELIVERIES:
+            self._end_undeliverable(task, deliveries, msg)
             return
         outcome = self._execute(task)
         if outcome is None:
-            return  # given back on shutdown: not stored, so delivered again
-        if outcome is not LEASE_LOST and self._report_outcome(task, outcome) is None:
+            self._feed.give_back(msg)  # on shutdown, before the outcome: delivered again
             return
-        self._store_offset(msg)
+        if outcome is not LEASE_LOST and self._report_outcome(task, outcome) is None:
+            self._feed.give_back(msg)
+            return
+        self._feed.done(msg)
+
+    def _end_undeliverable(self, task: TaskMessage, deliveries: int, msg: Any) -> None:
+        """End a task whose message keeps coming back untaken: every worker it went to
+        before died or hung before the api had its running report. This worker now runs
+        it (its running report was taken), so it ends it, without calling the algorithm."""
+        metrics.TASKS.labels(self._service.name, Status.FAILED.value).inc()
+        log.error("the task's message was delivered %d times without a worker starting it; "
+                  "ending the task failed", deliveries, extra=_extra(task))
+        outcome = Outcome(Status.FAILED, message=f"its message was delivered {deliveries} times "
+                          "without a worker starting the task (each one died or hung taking it)")
+        if self._report(task, outcome) is not None:
+            self._feed.done(msg)
 
     # -- running the algorithm -----------------------------------------------------------
 
@@ -171,12 +207,12 @@ class Worker:
             # Most tasks end quickly: only a longer one needs the consumer kept alive.
             thread.join(QUICK_TASK_S)
             if thread.is_alive():
-                self._hold_partitions()
+                self._feed.hold()
                 try:
                     if not self._wait_for(thread, task, stop, cancel):
                         return None
                 finally:
-                    self._release_partitions()
+                    self._feed.release()
         finally:
             metrics.IN_FLIGHT.labels(self._service.name).dec()
             metrics.RUN_SECONDS.labels(self._service.name).observe(time.monotonic() - started)
@@ -252,7 +288,7 @@ class Worker:
         while True:
             try:
                 self._api.update_status(task.task_id, outcome.status.value, outcome.message,
-                                        outcome.result, task.attempt, outcome.retry)
+                                        outcome.result, task.attempt, outcome.retry, self.name)
                 return True
             except ApiError as ex:
                 if ex.http_status in NOT_ABOUT_THE_TASK:
@@ -304,67 +340,32 @@ class Worker:
                 stop.set()
             log.warning("heartbeat not taken: %s", ex, extra=_extra(task))
 
-    # -- Kafka bookkeeping ----------------------------------------------------------------
-
-    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        # librdkafka keeps a partition's pause across its revocation and re-assignment: a
-        # partition that moved away mid-task and came back when the worker was idle again
-        # would stay paused for good. So every assignment says again what the worker
-        # wants: paused in the middle of a task, flowing otherwise. Pausing needs the
-        # partitions assigned, hence the assign here rather than after the callback.
-        consumer.assign(partitions)
-        if self._busy:
-            consumer.pause(partitions)
-        else:
-            consumer.resume(partitions)
-
-    def _hold_partitions(self) -> None:
-        self._busy = True
-        self._consumer.pause(self._consumer.assignment())
-
-    def _release_partitions(self) -> None:
-        self._busy = False
-        self._consumer.resume(self._consumer.assignment())
+    # -- waiting ------------------------------------------------------------------------
 
     def _poll_paused(self, timeout_s: float) -> None:
         self.liveness.beat()  # a long task or a report being retried is not a stall
-        msg = self._consumer.poll(timeout_s)
-        if msg is not None and msg.error() is None:
-            # Fetched before the pause took effect: rewind so it is delivered again.
-            self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+        self._feed.keep_alive(timeout_s)
 
     def _idle(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        self._hold_partitions()
+        self._feed.hold()
         try:
             while time.monotonic() < deadline:
                 self._poll_paused(min(0.2, max(deadline - time.monotonic(), 0.0)))
         finally:
-            self._release_partitions()
-
-    def _update_lag(self) -> None:
-        lag = 0
-        try:
-            for tp in self._consumer.position(self._consumer.assignment()):
-                marks = self._consumer.get_watermark_offsets(tp, cached=True)
-                if marks is None or marks[1] < 0:
-                    continue
-                low, high = marks
-                lag += max(high - max(tp.offset, low), 0)
-        except KafkaException as ex:
-            log.debug("lag not measured: %s", ex)
-            return
-        metrics.LAG.labels(self._service.name).set(lag)
-
-    def _store_offset(self, msg: Any) -> None:
-        try:
-            self._consumer.store_offsets(message=msg)
-        except KafkaException as ex:  # partition revoked meanwhile: the next owner decides
-            log.info("offset not stored: %s", ex, extra={"service": self._service.name})
+            self._feed.release()
 
 
 def _extra(task: TaskMessage) -> dict[str, Any]:
     return {"task_id": task.task_id, "service": task.service, "attempt": task.attempt}
+
+
+def feed(config: Config, service: ServiceConfig) -> Feed:
+    """The service's topic, read in its mode (`taskmill.kafka.mode` / `modes`)."""
+    if service.shared:
+        return ShareFeed(ShareConsumer(share_consumer_conf(config.kafka, service)),
+                         AdminClient(common_conf(config.kafka)), service)
+    return GroupFeed(Consumer(consumer_conf(config.kafka, service)), service)
 
 
 def serve(service_name: str, algorithm: Algorithm, argv: list[str] | None = None) -> None:
@@ -383,8 +384,7 @@ def serve(service_name: str, algorithm: Algorithm, argv: list[str] | None = None
                          "the api with it")
     service = config.service(service_name)
     worker = Worker(config, service, algorithm, ApiClient(config.api.url, config.worker_token),
-                    Consumer(consumer_conf(config.kafka, service)), Sources(config.sources),
-                    Liveness(config.lifecycle.stall_s))
+                    feed(config, service), Sources(config.sources), Liveness(config.lifecycle.stall_s))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %s: finishing the current task, then stopping",
