@@ -289,8 +289,9 @@ class TaskStore:
         attempts left (after its backoff); otherwise the task ends failed. A run asked to
         stop (`cancel`) ends failed with the cancellation's message whatever it reports,
         and once it has ended so, every later report of it is refused. A `running` report
-        names its `worker`: the same attempt reported running by another worker (its
-        message delivered twice) is refused, so it does not run beside the first.
+        names its `worker`: the same attempt reported running by another named worker (its
+        message delivered twice) is refused, so it does not run beside the first; an
+        unnamed report is not compared.
         """
         now = self._clock()
         fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message,
@@ -366,8 +367,8 @@ class TaskStore:
         if current.get("cancelled"):
             raise StateConflict(f"task {task_id} was cancelled; this run's reports are no "
                                 "longer taken")
-        if status == Status.RUNNING and current["status"] == status and \
-                current.get("worker") not in (None, worker):
+        if status == Status.RUNNING and current["status"] == status and worker is not None \
+                and current.get("worker") not in (None, worker):
             raise StateConflict(f"task {task_id} is running on another worker")
         if current["status"] == status:  # the same report again (a retried request): done
             return {"task_id": task_id, "service": current["service"], "status": status.value,
