@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from taskmill.config import load_config
 from taskmill.schema import FINAL
 from tests.system import System, topic_messages
 
@@ -22,6 +23,7 @@ _TALLIES: list[Tally] = []
 @dataclass
 class Tally:
     scenario: str
+    mode: str
     created: int
     finished: int
     failed: int
@@ -53,7 +55,8 @@ def audit(system: System, scenario: str, task_ids: list[str],
             broken.append(result["task_id"])
     messages = topic_messages(system.env["KAFKA_BOOTSTRAP_SERVERS"],
                               system.services["slow"]["topic_name"])
-    tally = Tally(scenario, len(task_ids), statuses["finished"], statuses["failed"],
+    mode = load_config(system.env["TASKMILL_CONFIG"], system.env).service("slow").mode
+    tally = Tally(scenario, mode, len(task_ids), statuses["finished"], statuses["failed"],
                   sum(n for status, n in statuses.items() if status not in FINAL), len(twice),
                   sum(1 for r in results if r["attempt"] > 1),
                   sum(messages.values()) - len(messages),
@@ -96,4 +99,7 @@ def fast_lifecycle() -> dict[str, float]:
             "max_attempts": 4, "shutdown_grace_s": 10}
 
 
-FAST_KAFKA = {"session_timeout_ms": 6000}
+@pytest.fixture(params=["consumer_group", "share_group"])
+def fast_kafka(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Each scenario runs in both Kafka modes; a consumer group's dead member is noticed soon."""
+    return {"session_timeout_ms": 6000, "mode": request.param}

@@ -12,7 +12,7 @@ import pytest
 
 from taskmill.errors import ApiError
 from taskmill.schema import FINAL
-from tests.faults.conftest import FAST_KAFKA, audit
+from tests.faults.conftest import audit
 from tests.system import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
@@ -28,9 +28,10 @@ def running(system: System, task_ids: list[str]) -> list[str]:
     return [s["task_id"] for s in system.statuses(task_ids) if s["status"] == "running"]
 
 
-def test_a_worker_killed_mid_task_is_replaced_and_the_task_ends_once(start_system, fast_lifecycle):
+def test_a_worker_killed_mid_task_is_replaced_and_the_task_ends_once(start_system, fast_lifecycle,
+                                                                     fast_kafka):
     """kill -9 a worker mid-task: its lease lapses, the task runs again elsewhere, ends once."""
-    system = start_system(workers=(), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system = start_system(workers=(), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     system.start_worker("slow", "worker-1")
     ids = create_started(system, 6, sleep_s=1.5)
     system.wait_until("a task is running", lambda: running(system, ids))
@@ -47,9 +48,9 @@ def test_a_worker_killed_mid_task_is_replaced_and_the_task_ends_once(start_syste
 
 
 def test_the_dispatcher_killed_mid_burst_loses_nothing_and_runs_nothing_twice(start_system,
-                                                                              fast_lifecycle):
+                                                                              fast_lifecycle, fast_kafka):
     """kill -9 the dispatcher again and again while it publishes: duplicates run once."""
-    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     ids: list[str] = []
     # Killed as soon as part of the burst is recorded: what it had put on the topic but not
     # yet recorded goes out again under the next dispatcher (extra_messages in the table).
@@ -88,11 +89,11 @@ def _count(system: System, query: dict[str, object]) -> int:
 
 
 def test_kafka_down_keeps_started_tasks_ready_then_delivers_them_all(start_system, private_server,
-                                                                     fast_lifecycle):
+                                                                     fast_lifecycle, fast_kafka):
     """Kafka stopped during a burst: starts are recorded, nothing is published, all run after."""
     kafka = private_server("kafka")
     system = start_system(workers=("slow",), kafka=kafka.address, lifecycle=fast_lifecycle,
-                          kafka_settings=FAST_KAFKA)
+                          kafka_settings=fast_kafka)
     before = create_started(system, 20)
     system.wait_final(before[:1])
     kafka.stop()
@@ -111,11 +112,11 @@ def test_kafka_down_keeps_started_tasks_ready_then_delivers_them_all(start_syste
 
 
 def test_mongodb_down_under_load_is_503_then_everything_completes(start_system, private_server,
-                                                                   fast_lifecycle, task_db):
+                                                                   fast_lifecycle, task_db, fast_kafka):
     """The task store stopped under load: the api says 503, then all recover, none half-written."""
     mongo = private_server("ferretdb")
     system = start_system(workers=("slow",), mongo=mongo.address, lifecycle=fast_lifecycle,
-                          kafka_settings=FAST_KAFKA)
+                          kafka_settings=fast_kafka)
     ids = create_started(system, 30, sleep_s=0.2)
     system.wait_until("tasks are running", lambda: any(
         s["status"] in ("running", *FINAL) for s in system.statuses(ids)))
@@ -134,9 +135,9 @@ def test_mongodb_down_under_load_is_503_then_everything_completes(start_system, 
             assert doc["lease_until"] is None and doc["start_requested_at"] is None
 
 
-def test_sigterm_to_every_service_under_load_loses_nothing(start_system, fast_lifecycle):
+def test_sigterm_to_every_service_under_load_loses_nothing(start_system, fast_lifecycle, fast_kafka):
     """A rolling restart of everything, as Kubernetes does it: each exits cleanly, none lost."""
-    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     ids = create_started(system, 40, sleep_s=0.3)
     system.wait_until("a task is running", lambda: running(system, ids))
     names = list(system.procs)
@@ -157,9 +158,9 @@ def test_sigterm_to_every_service_under_load_loses_nothing(start_system, fast_li
 
 
 def test_a_stalled_worker_waking_up_late_cannot_overwrite_the_new_attempt(start_system,
-                                                                         fast_lifecycle):
+                                                                         fast_lifecycle, fast_kafka):
     """A worker frozen past its lease: the task reruns elsewhere; the late report is refused."""
-    system = start_system(workers=(), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system = start_system(workers=(), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     stalled = system.start_worker("slow", "worker-1")
     [task_id] = create_started(system, 1, sleep_s=2)
     system.wait_until("the task is running", lambda: running(system, [task_id]))

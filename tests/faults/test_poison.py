@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from taskmill.config import MongoConfig, ServiceConfig
 from taskmill.store import TaskStore, connect
-from tests.faults.conftest import FAST_KAFKA, audit
+from tests.faults.conftest import audit
 from tests.faults.test_faults import create_started
 from tests.system import TOKEN, System
 
@@ -27,10 +27,10 @@ def store_of(system: System) -> TaskStore:
                                          timeout_ms=5000)))
 
 
-def test_a_task_too_large_for_kafka_fails_and_the_others_run(start_system, fast_lifecycle):
+def test_a_task_too_large_for_kafka_fails_and_the_others_run(start_system, fast_lifecycle, fast_kafka):
     """A started task whose message exceeds the broker's limit (written past the api's cap):
     it ends failed saying the broker refused it; the tasks started around it finish."""
-    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     before = create_started(system, 5)
     store = store_of(system)
     try:
@@ -48,11 +48,11 @@ def test_a_task_too_large_for_kafka_fails_and_the_others_run(start_system, fast_
 
 
 def test_messages_that_are_not_tasks_are_skipped_and_the_tasks_behind_them_run(start_system,
-                                                                              fast_lifecycle):
+                                                                              fast_lifecycle, fast_kafka):
     """Raw messages on a worker's topic that are not the contract's task (not JSON, no Task,
     an attempt header that is not an ASCII integer, binary noise): each is counted as a
     decode error and skipped; the worker stays up and the tasks behind them finish."""
-    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     first = create_started(system, 3)
     system.wait_final(first)  # the topic exists and the worker consumes it
     task_id = "ts_slow_" + "0" * 32
@@ -74,10 +74,10 @@ def test_messages_that_are_not_tasks_are_skipped_and_the_tasks_behind_them_run(s
     assert log.count("skipping a message that is not a task") == 20
 
 
-def test_an_outcome_the_api_refuses_ends_the_task_failed_saying_why(start_system, fast_lifecycle):
+def test_an_outcome_the_api_refuses_ends_the_task_failed_saying_why(start_system, fast_lifecycle, fast_kafka):
     """A result the api cannot store (a `$` key): the worker reports the task failed with the
     api's reason at once, instead of leaving it running until its lease lapses."""
-    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     [refused] = [system.api.create_task("slow", {"result_key": "$set"}, start=True)]
     others = create_started(system, 3)
     system.wait_final([refused, *others], timeout_s=60)
@@ -107,11 +107,11 @@ def post_raw(port: int, route: str, body: bytes) -> tuple[int, dict[str, Any]]:
 
 
 def test_bodies_holding_what_the_store_cannot_hold_are_400_and_change_nothing(start_system,
-                                                                             fast_lifecycle):
+                                                                             fast_lifecycle, fast_kafka):
     """NaN, infinities, integers past 64 bits, NUL, a lone surrogate, 1,000 levels of
     nesting, sent as started tasks to the real api: each a 400 saying what, no task stored,
     no api worker restarted, and the tasks started around them finish."""
-    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     before = create_started(system, 3)
     booted = (system.workdir / "api.log").read_text(errors="replace").count("Booting worker")
     for condition in HOSTILE_BODIES:
@@ -126,12 +126,13 @@ def test_bodies_holding_what_the_store_cannot_hold_are_400_and_change_nothing(st
     assert {r["status"] for r in results} == {"finished"}
 
 
-def test_reports_delivered_twice_change_nothing_and_the_task_runs_on(start_system, fast_lifecycle):
+def test_reports_delivered_twice_change_nothing_and_the_task_runs_on(start_system, fast_lifecycle,
+                                                                     fast_kafka):
     """A worker's report delivered again (a POST retried after its answer was lost): the
     `running` report of the attempt that is running is answered 200 and the worker goes on
     to finish the task; the `finished` report again is answered 200 and changes neither the
     result nor the history."""
-    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=FAST_KAFKA)
+    system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     [task] = create_started(system, 1, sleep_s=3)
     system.wait_until("the task runs", lambda: system.statuses([task])[0]["status"] == "running")
     attempt = system.statuses([task])[0]["attempt"]
