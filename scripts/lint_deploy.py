@@ -10,7 +10,8 @@
    way), from the Go modules pinned below.
 4. Taskmill's own rules over what was built: hardened pods with probes and limits, a grace
    period covering lifecycle.shutdown_grace_s, references that resolve, one worker
-   Deployment and ScaledObject per configured service on its topic and consumer group.
+   Deployment and ScaledObject per configured service on its topic and consumer group (a
+   share-group service: on its work-seconds backlog, no kafka trigger, no partition cap).
 
 Prints one line per problem and exits 1 if there is any. Nothing is fetched but the Go
 modules of the CRDs (from the Go module proxy, checked against the sums below).
@@ -34,7 +35,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from taskmill.config import ENV_OVERRIDES, Config, parse_config
+from taskmill.config import ENV_OVERRIDES, Config, ServiceConfig, parse_config
 from taskmill.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,10 @@ KAFKA_TRIGGER_OPTIONAL = {"bootstrapServers", "bootstrapServersFromEnv", "activa
                           "offsetResetPolicy", "allowIdleConsumers", "scaleToZeroOnInvalidOffset",
                           "excludePersistentLag", "limitToPartitionsWithLag", "version",
                           "partitionLimitation", "sasl", "tls"}
+# What scales a share-group service's workers: the work queued for them (a share group has
+# no consumer-group lag, and any number of its workers take tasks).
+SHARE_GROUP_BACKLOG = "taskmill_dispatcher_backlog_work_seconds"
+
 # What a prometheus trigger must say, and may.
 PROMETHEUS_TRIGGER_KEYS = {"serverAddress", "query", "threshold"}
 PROMETHEUS_TRIGGER_OPTIONAL = {"activationThreshold", "namespace", "customHeaders",
@@ -347,24 +352,38 @@ class Rules:
 
     def check_scaling(self, obj: dict[str, Any], config: Config, service: str) -> None:
         expected = config.service(service)
-        for trigger in obj["spec"].get("triggers", []):
+        triggers = obj["spec"].get("triggers", [])
+        for trigger in triggers:
             meta = trigger.get("metadata", {})
             if trigger.get("type") == "prometheus":
                 self.check_prometheus_trigger(obj, meta, service)
-            if trigger.get("type") != "kafka":
-                continue
-            for key in sorted(KAFKA_TRIGGER_KEYS - set(meta)):
-                self.add(obj, f"kafka trigger has no {key}")
-            for key in sorted(set(meta) - KAFKA_TRIGGER_KEYS - KAFKA_TRIGGER_OPTIONAL):
-                self.add(obj, f"kafka trigger has an unknown key {key} (KEDA would ignore it)")
-            if meta.get("topic") != expected.topic_name:
-                self.add(obj, f"topic {meta.get('topic')} is not {service}'s {expected.topic_name}")
-            if meta.get("consumerGroup") != expected.consumer_id:
-                self.add(obj, f"consumerGroup {meta.get('consumerGroup')} is not {service}'s "
-                              f"{expected.consumer_id}")
-        if obj["spec"].get("maxReplicaCount", 100) > config.kafka.partitions:
+            elif trigger.get("type") == "kafka" and expected.shared:
+                self.add(obj, f"{service} reads its topic in a share group, which has no "
+                              "consumer-group lag for KEDA's kafka trigger: scale it on "
+                              f"{SHARE_GROUP_BACKLOG} (a prometheus trigger)")
+            elif trigger.get("type") == "kafka":
+                self.check_kafka_trigger(obj, meta, expected)
+        if expected.shared:
+            queries = [str(t.get("metadata", {}).get("query", "")) for t in triggers
+                       if t.get("type") == "prometheus"]
+            if not any(SHARE_GROUP_BACKLOG in query for query in queries):
+                self.add(obj, f"{service} reads its topic in a share group: a prometheus trigger "
+                              f"on {SHARE_GROUP_BACKLOG} must scale it")
+        elif obj["spec"].get("maxReplicaCount", 100) > config.kafka.partitions:
             self.add(obj, f"maxReplicaCount exceeds the topic's {config.kafka.partitions} partitions "
                           "(the extra consumers would sit idle)")
+
+    def check_kafka_trigger(self, obj: dict[str, Any], meta: dict[str, Any],
+                            expected: ServiceConfig) -> None:
+        for key in sorted(KAFKA_TRIGGER_KEYS - set(meta)):
+            self.add(obj, f"kafka trigger has no {key}")
+        for key in sorted(set(meta) - KAFKA_TRIGGER_KEYS - KAFKA_TRIGGER_OPTIONAL):
+            self.add(obj, f"kafka trigger has an unknown key {key} (KEDA would ignore it)")
+        if meta.get("topic") != expected.topic_name:
+            self.add(obj, f"topic {meta.get('topic')} is not {expected.name}'s {expected.topic_name}")
+        if meta.get("consumerGroup") != expected.consumer_id:
+            self.add(obj, f"consumerGroup {meta.get('consumerGroup')} is not {expected.name}'s "
+                          f"{expected.consumer_id}")
 
     def check_prometheus_trigger(self, obj: dict[str, Any], meta: dict[str, Any], service: str) -> None:
         for key in sorted(PROMETHEUS_TRIGGER_KEYS - set(meta)):

@@ -97,6 +97,10 @@ CASES = {
         "RUN apt-get update && apt-get install -y --no-install-recommends curl "
         "&& rm -rf /var/lib/apt/lists/*\nUSER 10001:10001",
         "services/worker-bbb/Dockerfile:24 DL3008 warning: Pin versions in apt get install"),
+    "a service moved to a share group still scaled on consumer-group lag": (
+        "config/config.yaml", "modes: {}", "modes: {aaa: share_group}",
+        "ScaledObject/taskmill-worker-aaa: aaa reads its topic in a share group, which has no "
+        "consumer-group lag for KEDA's kafka trigger"),
     "a config the pods could not load": (
         "config/config.yaml", "max_attempts: 3 ", "max_attempts: three ",
         "the config does not load"),
@@ -111,3 +115,26 @@ def test_a_broken_artefact_fails_and_is_named(case: str, broken: Path) -> None:
     result = lint(broken)
     assert result.returncode == 1, result.stdout + result.stderr
     assert expected in result.stdout, result.stdout
+
+
+def test_a_share_group_service_scales_on_its_backlog_past_the_partitions(broken: Path) -> None:
+    """aaa moved to a share group with its ScaledObject made to fit (the work-seconds
+    trigger alone, 16 replicas on 4 partitions, no overlay bounds): the lint passes; with
+    aaa back in a consumer group, the same replicas are over the partitions."""
+    edit(broken / "config/config.yaml", "modes: {}", "modes: {aaa: share_group}")
+    worker = broken / "deploy/k8s/base/workers/worker-aaa.yaml"
+    text = worker.read_text()
+    kafka = text[text.index("    - type: kafka"):text.index("    - type: prometheus")]
+    worker.write_text(text.replace(kafka, "").replace("maxReplicaCount: 4", "maxReplicaCount: 16")
+                      .replace('max(taskmill_dispatcher_queued_tasks{service="aaa"})',
+                               'max(taskmill_dispatcher_backlog_work_seconds{service="aaa"})'))
+    for overlay in broken.glob("deploy/k8s/overlays/*/kustomization.yaml"):  # their own bounds
+        overlay.write_text("".join(line for line in overlay.read_text().splitlines(keepends=True)
+                                   if "triggers/0" not in line and "maxReplicaCount" not in line))
+    result = lint(broken)
+    assert result.returncode == 0, result.stdout + result.stderr
+    edit(broken / "config/config.yaml", "modes: {aaa: share_group}", "modes: {}")
+    result = lint(broken)
+    assert result.returncode == 1
+    assert "ScaledObject/taskmill-worker-aaa: maxReplicaCount exceeds the topic's 4 partitions" \
+        in result.stdout
