@@ -1,10 +1,14 @@
 """Long, uneven tasks: how close a batch comes to what one shared queue would do.
 
     uv run python -m bench.longtasks [--tasks 80] [--mean-s 2] [--workers 4,8] [--seed 7]
+                                     [--modes consumer_group,share_group] [--share-partitions 1,4]
 
 A batch of tasks whose run times are seeded and heavy-tailed (Pareto, shape 1.5, cut at
 20x the smallest, scaled to the mean asked for) is created and started at once; W workers
-of the bench-only sleeping algorithm (`slow`) run them. Printed per W:
+of the bench-only sleeping algorithm (`slow`) run them, in each Kafka mode: a consumer
+group on the default 4 partitions, a share group on the one partition the dispatcher makes
+for it and, for comparison, on a topic of each other `--share-partitions` count made
+beforehand. Printed per mode, partitions and W:
 
 - makespan_ratio: the batch's makespan over its lower bound, max(total work / W, the
   longest task): 1.0 is perfect; a worker idle while work waits elsewhere raises it;
@@ -14,9 +18,9 @@ of the bench-only sleeping algorithm (`slow`) run them. Printed per W:
 - workers_used: how many of the W workers ran a task (a consumer group's workers beyond
   the topic's partitions get none).
 
-Rows go to bench/results/longtasks.json as {"mode", "workers", "makespan_ratio",
-"mean_completion_ratio", ...}; `mode` is how the workers consume (today: the consumer
-group, "consumer_group").
+Rows go to bench/results/longtasks.json as {"mode", "partitions", "workers",
+"makespan_ratio", "mean_completion_ratio", ...}; `mode` is how the workers consume
+("consumer_group" or "share_group"), all from one run.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from datetime import UTC, datetime
 from bench import stack
 from bench.figures import save, table
 
-MODE = "consumer_group"
+GROUP_PARTITIONS = 4  # taskmill.kafka.partitions' default
 SHAPE = 1.5  # Pareto: a few tasks many times longer than most
 CUT = 20.0  # the longest at most 20x the shortest
 
@@ -60,9 +64,11 @@ def shared_queue_mean_completion(times: list[float], workers: int) -> float:
     return statistics.fmean(ends)
 
 
-def one_batch(times: list[float], workers: int) -> dict[str, float]:
-    """Run the batch on a fresh system with W workers: its figures."""
-    with stack.system(workers=workers) as (system, _):
+def one_batch(times: list[float], workers: int, mode: str, partitions: int) -> dict[str, float]:
+    """Run the batch on a fresh system with W workers in the mode: its figures."""
+    made = None if mode == "consumer_group" or partitions == 1 else partitions
+    with stack.system(workers=workers, slow_partitions=made,
+                      kafka_settings={"mode": mode, "partitions": GROUP_PARTITIONS}) as (system, _):
         warm = [system.api.create_task("slow", {}, start=True) for _ in range(workers * 2)]
         system.wait_final(warm, timeout_s=120)  # every worker in its group, connections open
         began = datetime.now(UTC)
@@ -89,16 +95,26 @@ def main() -> None:
     parser.add_argument("--mean-s", type=float, default=2.0, help="mean run time of a task")
     parser.add_argument("--workers", default="4,8")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--modes", default="consumer_group,share_group")
+    parser.add_argument("--share-partitions", default="1",
+                        help="partition counts of the share group's topic (1: the dispatcher's)")
     args = parser.parse_args()
     times = run_times(args.tasks, args.mean_s, args.seed)
     print(f"batch: {args.tasks} tasks, {sum(times):.1f} s of work, shortest {min(times):.2f} s, "
           f"median {statistics.median(times):.2f} s, longest {max(times):.2f} s (seed {args.seed})")
+    runs = []
+    for mode in args.modes.split(","):
+        counts = [GROUP_PARTITIONS] if mode == "consumer_group" else \
+            [int(p) for p in args.share_partitions.split(",")]
+        runs += [(mode, partitions) for partitions in counts]
     rows = []
-    for workers in (int(w) for w in args.workers.split(",")):
-        began = time.monotonic()
-        rows.append({"mode": MODE, "workers": workers, "tasks": args.tasks,
-                     **one_batch(times, workers)})
-        print(f"{MODE}, {workers} workers: {rows[-1]} ({time.monotonic() - began:.0f} s)", flush=True)
+    for mode, partitions in runs:
+        for workers in (int(w) for w in args.workers.split(",")):
+            began = time.monotonic()
+            rows.append({"mode": mode, "partitions": partitions, "workers": workers,
+                         "tasks": args.tasks, **one_batch(times, workers, mode, partitions)})
+            print(f"{mode} on {partitions} partitions, {workers} workers: {rows[-1]} "
+                  f"({time.monotonic() - began:.0f} s)", flush=True)
     print(table("Long uneven tasks: makespan and mean completion over a shared queue's (1.0 = ideal)",
                 rows))
     print(f"figures: {save('longtasks', {'seed': args.seed, 'mean_s': args.mean_s, 'rows': rows})}")

@@ -18,7 +18,7 @@ FULL = {
     "api": ["--clients", "1,8,32", "--duration", "5", "--repeat", "3"],
     "dispatch": ["--backlog", "10000", "--samples", "30", "--repeat", "1"],
     "profile": ["--tasks", "500", "--clients", "8", "--workers", "1"],
-    "longtasks": ["--tasks", "80", "--mean-s", "2", "--workers", "4,8"],
+    "longtasks": ["--tasks", "80", "--mean-s", "2", "--workers", "4,8", "--share-partitions", "1,4"],
     "peer": ["--workers", "1,4", "--clients", "8", "--repeat", "3"],
 }
 QUICK = {

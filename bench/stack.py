@@ -9,18 +9,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pymongo
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.servers import Servers, free_port
-from tests.system import System, launch
+from tests.system import System, launch, topic_name
 
 
 @contextmanager
-def system(workers: int = 0, **settings: object) -> Iterator[tuple[System, pymongo.collection.Collection]]:
-    """A fresh Taskmill with `workers` no-op (`slow`) worker processes and its tasks collection."""
+def system(workers: int = 0, slow_partitions: int | None = None,
+           **settings: object) -> Iterator[tuple[System, pymongo.collection.Collection]]:
+    """A fresh Taskmill with `workers` no-op (`slow`) worker processes and its tasks collection
+    (`slow_partitions`: the slow topic made beforehand with that many partitions, whatever
+    the dispatcher would make)."""
     unique = uuid.uuid4().hex[:10]
     db = f"bench_{unique}"
     where = Servers.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="taskmill-bench-"))
+    if slow_partitions is not None:
+        topic = NewTopic(topic_name("slow", unique), num_partitions=slow_partitions, replication_factor=-1)
+        AdminClient({"bootstrap.servers": where.kafka}).create_topics([topic])[topic.topic].result(30)
     running = launch(workdir, where, db, unique, workers=(), metrics=True, **settings)  # type: ignore[arg-type]
     client: pymongo.MongoClient = pymongo.MongoClient(where.mongo, tz_aware=True)
     try:

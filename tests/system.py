@@ -223,6 +223,11 @@ def topic_messages(servers: str, topic: str, timeout_s: float = 30) -> Counter[t
         consumer.close()
 
 
+def topic_name(service: str, unique: str) -> str:
+    """The topic of a service in the system named by `unique`."""
+    return f"mq_{service}_{unique}"
+
+
 def environment(workdir: Path, servers: Servers, task_db: str, unique: str,
                 lifecycle: Mapping[str, float] | None = None,
                 kafka_settings: Mapping[str, int] | None = None,
@@ -231,7 +236,7 @@ def environment(workdir: Path, servers: Servers, task_db: str, unique: str,
     """The environment of a system of its own: topics, groups and a database of its own,
     a config file in workdir (with these `taskmill.` settings), the api on a free port.
     Returns (env, services, api port)."""
-    services = {name: {"source_name": source, "topic_name": f"mq_{name}_{unique}",
+    services = {name: {"source_name": source, "topic_name": topic_name(name, unique),
                        "consumer_id": f"c_{name}_{unique}"}
                 for name, source in SOURCES.items()}
     port = free_port()
