@@ -60,10 +60,11 @@ def test_messages_that_are_not_tasks_are_skipped_and_the_tasks_behind_them_run(s
                                  "condition": {}}}).encode()
     producer = Producer({"bootstrap.servers": system.env["KAFKA_BOOTSTRAP_SERVERS"]})
     topic = system.services["slow"]["topic_name"]
+    partitions = len(producer.list_topics(topic, timeout=10).topics[topic].partitions)
     for raw, headers in ((b"not json", None), (b'{"Task": 1}', None), (b"\xff\xfe\x00", None),
                          (value, [("taskmill-attempt", "²".encode())]),
                          (value, [("taskmill-attempt", b"9" * 5000)])):
-        for partition in range(4):  # whichever partition the worker is on
+        for partition in range(partitions):  # whichever partition the worker is on
             producer.produce(topic, raw, partition=partition, headers=headers)
     assert producer.flush(10) == 0
     after = create_started(system, 5)
@@ -71,7 +72,7 @@ def test_messages_that_are_not_tasks_are_skipped_and_the_tasks_behind_them_run(s
     results = audit(system, "poison: messages that are not tasks", [*first, *after], poison=True)
     assert {r["status"] for r in results} == {"finished"}
     log = (system.workdir / "worker-slow.log").read_text(errors="replace")
-    assert log.count("skipping a message that is not a task") == 20
+    assert log.count("skipping a message that is not a task") == 5 * partitions
 
 
 def test_an_outcome_the_api_refuses_ends_the_task_failed_saying_why(start_system, fast_lifecycle, fast_kafka):

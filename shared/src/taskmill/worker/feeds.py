@@ -180,10 +180,13 @@ class ShareFeed:
         try:
             batch = self._consumer.poll(timeout_s)
         except KafkaException as ex:
-            if ex.args[0].code() != KafkaError._MAX_POLL_EXCEEDED:
-                raise
-            # A run longer than the poll interval: the member left the group and rejoins now.
-            log.info("rejoining the share group after a long run", extra={"service": self._service.name})
+            if ex.args[0].code() == KafkaError._MAX_POLL_EXCEEDED:
+                # A run longer than the poll interval: the member left the group and rejoins.
+                log.info("rejoining the share group after a long run",
+                         extra={"service": self._service.name})
+            else:  # the broker away, and the like: polled again after a pause
+                log.warning("share group poll failed: %s", ex, extra={"service": self._service.name})
+                time.sleep(min(timeout_s, 1.0))
             return None
         messages = list(batch)
         if not messages:
