@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 
 from pymongo.collection import Collection
 
@@ -35,6 +36,8 @@ def options(prog: str) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", default="1,4")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--mode", default="consumer_group", choices=["consumer_group", "share_group"],
+                        help="how Taskmill's workers take tasks (taskmill.kafka.mode)")
     return parser.parse_args()
 
 
@@ -57,8 +60,8 @@ def repeated(run: Run, args: argparse.Namespace, workers: int) -> dict[str, floa
     return figures
 
 
-def one_run(tasks: int, clients: int, workers: int) -> dict[str, float]:
-    with stack.system(workers=workers) as (system, collection):
+def one_run(tasks: int, clients: int, workers: int, mode: str = "consumer_group") -> dict[str, float]:
+    with stack.system(workers=workers, kafka_settings={"mode": mode}) as (system, collection):
         return one_load(system, collection, tasks, clients, workers)
 
 
@@ -109,8 +112,9 @@ def main() -> None:
     args = options("bench.e2e")
     rows = []
     for workers in (int(w) for w in args.workers.split(",")):
-        rows.append({"workers": workers, "tasks": args.tasks, "clients": args.clients,
-                     **repeated(one_run, args, workers)})
+        rows.append({"mode": args.mode, "workers": workers, "tasks": args.tasks,
+                     "clients": args.clients,
+                     **repeated(partial(one_run, mode=args.mode), args, workers)})
         print(f"workers={workers}: {rows[-1]}", flush=True)
     print(table("Taskmill end to end, no-op algorithm (median of runs; min/max of tasks/s)", rows))
     print(f"figures: {save('e2e', {'repeat': args.repeat, 'rows': rows})}")

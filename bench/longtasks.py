@@ -12,9 +12,12 @@ beforehand. Printed per mode, partitions and W:
 
 - makespan_ratio: the batch's makespan over its lower bound, max(total work / W, the
   longest task): 1.0 is perfect; a worker idle while work waits elsewhere raises it;
+- queue_makespan_ratio: the same for an ideal shared queue (the batch in start order, each
+  task to the first free of W workers, no overhead): what first come, first served can
+  reach at best (a long task started late keeps it above 1.0), and makespan_over_queue,
+  the batch's makespan over that queue's;
 - mean_completion_ratio: the mean time from the start to a task's end over the same mean
-  for an ideal shared queue (the batch in start order, each task to the first free of W
-  workers, no overhead);
+  for the ideal shared queue;
 - workers_used: how many of the W workers ran a task (a consumer group's workers beyond
   the topic's partitions get none).
 
@@ -53,15 +56,16 @@ def makespan_bound(times: list[float], workers: int) -> float:
     return max(sum(times) / workers, max(times))
 
 
-def shared_queue_mean_completion(times: list[float], workers: int) -> float:
-    """Mean completion of the tasks, in order, each to the first free of W workers."""
+def shared_queue_ends(times: list[float], workers: int) -> list[float]:
+    """When each task ends on an ideal shared queue: the tasks in start order, each to the
+    first free of W workers, no overhead."""
     free = [0.0] * workers
     ends = []
     for run in times:
         start = heapq.heappop(free)
         ends.append(start + run)
         heapq.heappush(free, start + run)
-    return statistics.fmean(ends)
+    return ends
 
 
 def one_batch(times: list[float], workers: int, mode: str, partitions: int) -> dict[str, float]:
@@ -82,8 +86,10 @@ def one_batch(times: list[float], workers: int, mode: str, partitions: int) -> d
             for r in results]
     makespan, mean_completion = max(ends), statistics.fmean(ends)
     bound = makespan_bound(times, workers)
-    ideal = shared_queue_mean_completion(times, workers)
+    queue = shared_queue_ends(times, workers)
+    ideal = statistics.fmean(queue)
     return {"makespan_s": makespan, "bound_s": bound, "makespan_ratio": makespan / bound,
+            "queue_makespan_ratio": max(queue) / bound, "makespan_over_queue": makespan / max(queue),
             "mean_completion_s": mean_completion, "ideal_mean_s": ideal,
             "mean_completion_ratio": mean_completion / ideal,
             "workers_used": len({r["data"]["pid"] for r in results})}

@@ -27,7 +27,8 @@ def system(workers: int = 0, slow_partitions: int | None = None,
     workdir = Path(tempfile.mkdtemp(prefix="taskmill-bench-"))
     if slow_partitions is not None:
         topic = NewTopic(topic_name("slow", unique), num_partitions=slow_partitions, replication_factor=-1)
-        AdminClient({"bootstrap.servers": where.kafka}).create_topics([topic])[topic.topic].result(30)
+        admin = AdminClient({"bootstrap.servers": where.kafka})
+        admin.create_topics([topic])[topic.topic].result(30)
     running = launch(workdir, where, db, unique, workers=(), metrics=True, **settings)  # type: ignore[arg-type]
     client: pymongo.MongoClient = pymongo.MongoClient(where.mongo, tz_aware=True)
     try:

@@ -131,7 +131,7 @@ class ServiceStats:
     failure_rate: float | None  # None: nothing ended in the last hour
     median_run_s: float | None  # None: nothing finished yet
     p95_run_s: float | None
-    workers: int | None  # None: no dispatcher has looked yet
+    workers: int | None  # None: not known (no dispatcher has looked yet, or a share group)
     breaker: str  # closed, open or half_open
     breaker_until: datetime | None = None
     dispatcher_seen_at: datetime | None = None

@@ -39,7 +39,7 @@ function card(s) {
       fact("Throughput", `${hour.per_minute.toFixed(2)} a minute`, "per-minute"),
       fact("Failure rate", percent(hour.failure_rate), "failure-rate"),
       fact("Run time", s.run_time ? `${duration(s.run_time.median_s)} median, ${duration(s.run_time.p95_s)} p95` : "—"),
-      fact("Workers", s.workers === null ? "not known yet" : s.workers, "workers"),
+      fact("Workers", s.workers === null ? "not known" : s.workers, "workers"),
       fact("Dispatcher last looked", time(s.dispatcher_seen_at))),
     h("p", {}, h("a", {href: tasksHash({service: s.service})}, `All tasks of ${s.service} →`)));
 }
