@@ -89,8 +89,7 @@ class Worker:
     """Runs one service's algorithm on the tasks of its topic."""
 
     def __init__(self, config: Config, service: ServiceConfig, algorithm: Algorithm,
-                 api: ApiClient, feed: Feed, sources: Sources, liveness: Liveness,
-                 name: str | None = None) -> None:
+                 api: ApiClient, feed: Feed, sources: Sources, liveness: Liveness) -> None:
         self._config = config
         self._service = service
         self._algorithm = algorithm
@@ -99,7 +98,7 @@ class Worker:
         self._sources = sources
         # Named in its running reports: a message delivered to a second worker while the
         # first runs its task is refused to the second.
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.liveness = liveness
         self.stopping = threading.Event()
 
