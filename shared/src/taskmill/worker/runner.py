@@ -131,7 +131,7 @@ class Worker:
             try:
                 self._feed.start()
                 return True
-            except KafkaException as ex:
+            except (KafkaException, TimeoutError) as ex:  # the broker away or slow
                 log.warning("cannot join %s yet: %s", self._service.consumer_id, ex,
                             extra={"service": self._service.name})
                 self.stopping.wait(JOIN_RETRY_S)
