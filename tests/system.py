@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from taskmill.client import ApiClient
 from taskmill.codec import decode
+from taskmill.config import Config, load_config
 from taskmill.errors import MessageDecodeError
 from taskmill.schema import FINAL
 from tests.helpers import ROOT, write_config
@@ -39,6 +41,14 @@ BIN = Path(sys.executable).parent
 TOKEN = "e2e-token"
 WORKERS = {"aaa": "taskmill_worker_aaa", "bbb": "taskmill_worker_bbb", "slow": "tests.slow_worker"}
 SOURCES = {"aaa": "mongo", "bbb": "mysql", "slow": "mongo"}
+
+
+def create_started(system: System, count: int, sleep_s: float = 0.0) -> list[str]:
+    """Create and start `count` tasks of the `slow` service that sleep sleep_s, from four
+    threads."""
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(lambda _: system.api.create_task("slow", {"sleep_s": sleep_s},
+                                                              start=True), range(count)))
 
 
 class SystemFailure(AssertionError):
@@ -82,6 +92,11 @@ class System:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # /metrics of each process that serves it, by process name.
     metrics_urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Config:
+        """The configuration its processes load."""
+        return load_config(self.env["TASKMILL_CONFIG"], self.env)
 
     def start(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it

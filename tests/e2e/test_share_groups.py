@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import time
 
 import pytest
-from confluent_kafka import ShareConsumer
 from confluent_kafka.admin import AdminClient
 
-from taskmill.config import KafkaConfig, ServiceConfig
-from taskmill.kafka import common_conf, share_consumer_conf
 from taskmill.worker.feeds import ShareFeed
-from tests.system import System
+from taskmill.worker.runner import feed
+from tests.system import System, create_started
 
 pytestmark = pytest.mark.e2e
 
 SHARE = {"mode": "share_group"}
-
-
-def create_started(system: System, conditions: list[dict]) -> list[str]:
-    with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(lambda c: system.api.create_task("slow", c, start=True), conditions))
 
 
 def test_eight_workers_on_a_share_group_topic_all_run_tasks(start_system, kafka_servers):
@@ -29,7 +22,7 @@ def test_eight_workers_on_a_share_group_topic_all_run_tasks(start_system, kafka_
     system = start_system(workers=(), kafka_settings={**SHARE, "partitions": 4})
     for n in range(8):
         system.start_worker("slow", f"worker-{n}")
-    ids = create_started(system, [{"sleep_s": 3}] * 16)
+    ids = create_started(system, 16, sleep_s=3)
     system.wait_final(ids, timeout_s=120)
     results = [system.api.result_task(task_id) for task_id in ids]
     assert {r["status"] for r in results} == {"finished"}
@@ -46,9 +39,9 @@ def test_a_long_task_does_not_hold_up_the_task_behind_it(start_system):
     system = start_system(workers=(), kafka_settings=SHARE)
     system.start_worker("slow", "worker-1")
     system.start_worker("slow", "worker-2")
-    [long] = create_started(system, [{"sleep_s": 60}])
+    [long] = create_started(system, 1, sleep_s=60)
     system.wait_until("the long task runs", lambda: system.statuses([long])[0]["status"] == "running")
-    [short] = create_started(system, [{"sleep_s": 0}])
+    [short] = create_started(system, 1)
     system.wait_final([short], timeout_s=30)
     assert system.statuses([long])[0]["status"] == "running"
     assert system.api.result_task(short)["status"] == "finished"
@@ -59,13 +52,10 @@ def test_a_record_its_takers_keep_dropping_ends_its_task_failed_saying_why(start
     """Three takers let the record go without starting the task (as if each had died): the
     fourth delivery's worker ends the task failed, before the broker would archive it."""
     system = start_system(workers=(), kafka_settings=SHARE)
-    settings = system.services["slow"]
-    service = ServiceConfig("slow", settings["source_name"], settings["topic_name"],
-                            settings["consumer_id"], "share_group")
-    [task_id] = create_started(system, [{"sleep_s": 0}])
-    kafka = KafkaConfig((system.env["KAFKA_BOOTSTRAP_SERVERS"],))
-    taker = ShareFeed(ShareConsumer(share_consumer_conf(kafka, service)),
-                      AdminClient(common_conf(kafka)), service)
+    [task_id] = create_started(system, 1)
+    config = system.config
+    taker = feed(config, config.service("slow"))  # a member of the workers' own share group
+    assert isinstance(taker, ShareFeed)
     taker.start()
     try:
         for delivery in (1, 2, 3):
@@ -82,7 +72,10 @@ def test_a_record_its_takers_keep_dropping_ends_its_task_failed_saying_why(start
 
 
 def _next_record(system: System, taker: ShareFeed):
-    got = []
-    system.wait_until("a record", lambda: got.append(taker.next(0.5)) or
-                      (got[-1] is not None and got[-1].error() is None), timeout_s=60)
-    return got[-1]
+    """The next record the taker acquires (within a minute)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        msg = taker.next(0.5)
+        if msg is not None and msg.error() is None:
+            return msg
+    raise AssertionError(f"no record delivered within 60 s\n{system.logs()[-3000:]}")

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from taskmill.config import load_config
 from taskmill.schema import FINAL
 from tests.system import System, topic_messages
 
@@ -55,7 +54,7 @@ def audit(system: System, scenario: str, task_ids: list[str],
             broken.append(result["task_id"])
     messages = topic_messages(system.env["KAFKA_BOOTSTRAP_SERVERS"],
                               system.services["slow"]["topic_name"])
-    mode = load_config(system.env["TASKMILL_CONFIG"], system.env).service("slow").mode
+    mode = system.config.service("slow").mode
     tally = Tally(scenario, mode, len(task_ids), statuses["finished"], statuses["failed"],
                   sum(n for status, n in statuses.items() if status not in FINAL), len(twice),
                   sum(1 for r in results if r["attempt"] > 1),

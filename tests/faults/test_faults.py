@@ -13,15 +13,9 @@ import pytest
 from taskmill.errors import ApiError
 from taskmill.schema import FINAL
 from tests.faults.conftest import audit
-from tests.system import System
+from tests.system import System, create_started
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
-
-
-def create_started(system: System, count: int, sleep_s: float = 0.0) -> list[str]:
-    with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(lambda _: system.api.create_task("slow", {"sleep_s": sleep_s},
-                                                              start=True), range(count)))
 
 
 def running(system: System, task_ids: list[str]) -> list[str]:

@@ -14,8 +14,7 @@ from confluent_kafka import Producer
 from taskmill.config import MongoConfig, ServiceConfig
 from taskmill.store import TaskStore, connect
 from tests.faults.conftest import audit
-from tests.faults.test_faults import create_started
-from tests.system import TOKEN, System
+from tests.system import TOKEN, System, create_started
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

@@ -37,9 +37,9 @@ def ensure_topics(admin: AdminClient, config: Config, timeout_s: float = 10.0) -
                         "reads about one of them, so a task may wait while other workers "
                         "idle; a share-group service's topic should have one partition",
                         service.topic_name, service.name, len(found.partitions))
-    missing = [NewTopic(s.topic_name, num_partitions=partitions(config, s), replication_factor=-1)
-               for s in sorted(config.services.values(), key=lambda s: s.topic_name)
-               if s.topic_name not in existing]
+    by_topic = {s.topic_name: s for s in config.services.values()}  # a topic is made once
+    missing = [NewTopic(topic, num_partitions=partitions(config, by_topic[topic]), replication_factor=-1)
+               for topic in sorted(set(by_topic) - set(existing))]
     if not missing:
         return
     for topic, future in admin.create_topics(missing, request_timeout=timeout_s).items():

@@ -367,10 +367,9 @@ class TaskStore:
         if current.get("cancelled"):
             raise StateConflict(f"task {task_id} was cancelled; this run's reports are no "
                                 "longer taken")
-        if status == Status.RUNNING and current["status"] == status and worker is not None \
-                and current.get("worker") not in (None, worker):
-            raise StateConflict(f"task {task_id} is running on another worker")
         if current["status"] == status:  # the same report again (a retried request): done
+            if status == Status.RUNNING and _another_worker(current.get("worker"), worker):
+                raise StateConflict(f"task {task_id} is running on another worker")
             return {"task_id": task_id, "service": current["service"], "status": status.value,
                     "lease_until": current.get("lease_until")}
         if not _may_report(current, status):
@@ -457,6 +456,12 @@ def _may_report(task: Task, status: Status) -> bool:
 def _start_pending(task: Task) -> bool:
     """Tell whether the task's start is recorded but its publication not yet confirmed."""
     return task["status"] == Status.READY and bool(task.get("outbox"))
+
+
+def _another_worker(running_on: str | None, reporter: str | None) -> bool:
+    """Whether a `running` report comes from a worker other than the one running the task
+    (its message delivered twice); an unnamed side is not compared."""
+    return None not in (running_on, reporter) and running_on != reporter
 
 
 def _check_attempt(task_id: str, task: Task, attempt: int | None) -> None:
