@@ -2,6 +2,7 @@
 and a count that drifted (a process died between a task's update and its count's) is found
 by counting the tasks themselves and corrected."""
 
+import threading
 from collections import Counter
 
 import pytest
@@ -48,6 +49,31 @@ def test_totals_follow_every_change_of_status(store: TaskStore):
             expected = sum(n for (sv, st), n in counts.items()
                            if service in (None, sv) and status in (None, st))
             assert store.list(1, 1, service, status)[0] == expected, (service, status)
+
+
+def test_concurrent_changes_from_two_stores_all_count(store: TaskStore, make_config):
+    """Sixteen threads over two stores (as two api processes) create, start and run tasks at
+    once; their moves share writes, and once every call has returned the totals are exact."""
+    other = TaskStore(connect(make_config().mongo), LifecycleConfig(max_attempts=1))
+
+    def churn(on: TaskStore, n: int) -> None:
+        for i in range(8):
+            task = on.create(AAA if (n + i) % 2 else BBB, {}, start=True)
+            if i % 2:
+                on.report(task["task_id"], Status.RUNNING, attempt=1)
+            if i % 4 == 3:
+                on.report(task["task_id"], Status.FINISHED, result={}, attempt=1)
+
+    threads = [threading.Thread(target=churn, args=(store if n % 2 else other, n)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    other.close()
+    counts = actual(store)
+    assert sum(counts.values()) == 128 and counts[("aaa", "finished")] == 16
+    assert {key: store.counts.total(*key) for key in counts} == dict(counts)
+    assert store.counts.drift() == {}
 
 
 def test_a_drifted_count_is_found_and_corrected_only_while_it_stands_still(store: TaskStore):
