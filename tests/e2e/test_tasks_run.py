@@ -5,12 +5,14 @@ from __future__ import annotations
 import signal
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import datetime
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
 from taskmill.codec import TaskMessage
+from taskmill.store import TaskStore, connect
 from tests.helpers import sample_data
 from tests.system import topic_messages, wait_until
 
@@ -106,6 +108,19 @@ def test_a_worker_sent_sigterm_mid_stream_loses_nothing(start_system):
     assert Counter(s["status"] for s in statuses) == {"finished": 60}
     for task_id in ids:
         assert runs(system.api.result_task(task_id))["running"] == 1
+
+
+def test_an_api_sent_sigterm_writes_the_counts_of_the_reports_it_gathered(start_system):
+    """Reports move the task counts in batches (here an hour apart): stopping the api
+    writes its batch, so `total` counts every run that ended."""
+    system = start_system(workers=("aaa",), lifecycle={"counts_flush_s": 3600})
+    ids = [system.api.create_task("aaa", {"limit": 1}, start=True) for _ in range(4)]
+    system.wait_final(ids)
+    with closing(TaskStore(connect(system.config.mongo))) as store:
+        assert store.counts.total("aaa", "finished") == 0  # gathered in the api, not yet written
+        assert system.stop("api") == 0
+        assert {s: store.counts.total("aaa", s) for s in ("ready", "waiting", "running", "finished")} \
+            == {"ready": 0, "waiting": 0, "running": 0, "finished": 4}
 
 
 def test_a_worker_whose_partition_moves_away_mid_task_and_back_takes_tasks_again(start_system):

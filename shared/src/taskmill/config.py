@@ -100,6 +100,7 @@ class LifecycleConfig:
     recovery_interval_s: float = 5.0
     stats_interval_s: float = 15.0
     count_check_s: float = 300.0
+    counts_flush_s: float = 0.05
     dispatch_claim_s: float = 30.0
     dispatch_poll_s: float = 0.1
     shutdown_grace_s: float = 25.0

@@ -3,6 +3,7 @@ and a count that drifted (a process died between a task's update and its count's
 by counting the tasks themselves and corrected."""
 
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -89,3 +90,38 @@ def test_a_drifted_count_is_found_and_corrected_only_while_it_stands_still(store
     assert store.counts.correct("aaa", version, delta)
     assert store.counts.drift() == {}
     assert (store.counts.total("aaa", "ready"), store.counts.total("aaa", "running")) == (4, 0)
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_reports_move_the_counts_in_batches_that_every_reader_sees(make_config):
+    """A worker's reports are counted in batches: another process sees them once the batch
+    is written (within counts_flush_s), the reporting process at once, and closing the
+    store writes what is still gathered."""
+    reporting = TaskStore(connect(make_config().mongo), LifecycleConfig(counts_flush_s=3600))
+    reading = TaskStore(connect(make_config().mongo), LifecycleConfig())
+    ids = [reporting.create(AAA, {}, start=True)["task_id"] for _ in range(3)]
+    for task_id in ids:
+        reporting.report(task_id, Status.RUNNING, attempt=1)
+    assert reading.counts.total("aaa", "ready") == 3  # the client's creates: counted at once
+    assert reporting.counts.total("aaa", "running") == 3  # its own reads write the batch first
+    assert reading.counts.total("aaa", "running") == 3
+    reporting.report(ids[0], Status.FINISHED, result={}, attempt=1)
+    reporting.report(ids[1], Status.FAILED, "no", attempt=1)
+    assert reading.counts.total("aaa", "running") == 3  # gathered, not yet written
+    reporting.close()
+    assert [reading.counts.total("aaa", s) for s in ("running", "finished", "failed")] == [1, 1, 1]
+
+    prompt = TaskStore(connect(make_config().mongo), LifecycleConfig(counts_flush_s=0.05))
+    prompt.report(ids[2], Status.FINISHED, result={}, attempt=1)
+    assert wait_for(lambda: reading.counts.total("aaa", "finished") == 2)
+    assert reading.counts.total("aaa", "running") == 0 and reading.counts.drift() == {}
+    prompt.close()
+    reading.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 
@@ -20,6 +21,7 @@ if not _config.tokens:
 logging.getLogger(__name__).info("tokens: %s", ", ".join(
     f"{t.name} ({t.role.value})" for t in _config.tokens))
 _store = TaskStore.open(_config, appname="taskmill-api")
+atexit.register(_store.close)  # writes the count moves still gathered (TaskCounts)
 try:
     _store.ensure_indexes()
 except DependencyUnavailable as ex:  # the dispatcher creates them too; /readyz tells

@@ -11,16 +11,26 @@ off by one, and a failed count update is logged, not raised (the task's change s
 corrects a service's count when two checks in a row find the same difference and nothing
 of that service moved during either (so a change caught between its two writes is not
 mistaken for drift).
+
+Moves made with `defer` (workers' reports: two of the three count writes of a task) are
+gathered in the process and written together every `flush_s` by a background thread, one
+bulk write for all the services they touch: another process sees them up to `flush_s`
+late, this process's own reads flush first, and `close` writes what is left. A process
+killed before its next flush loses at most flush_s of moves, which the dispatcher's
+reconciliation then restores like any other drift.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from taskmill.schema import Status
 from taskmill.store.connection import unavailable_as_error
@@ -34,29 +44,64 @@ Counts = dict[tuple[str, str], int]  # (service, status) -> tasks
 class TaskCounts:
     """The counts collection beside the tasks collection (`<tasks>_counts`)."""
 
-    def __init__(self, tasks: Collection[Any]) -> None:
+    def __init__(self, tasks: Collection[Any], flush_s: float = 0.0) -> None:
+        """flush_s: how long deferred moves may wait to be written (0: not deferred)."""
         self._tasks = tasks
         self._counts: Collection[Any] = tasks.database[f"{tasks.name}_counts"]
+        self._flush_s = flush_s
+        self._gathered: dict[str, Counter[str]] = {}
+        self._lock = threading.Condition()  # guards _gathered, _flusher, _closed
+        self._writing = threading.Lock()  # held from taking the gathered moves to writing them
+        self._flusher: threading.Thread | None = None
+        self._closed = False
 
-    def moved(self, service: str, before: str | None, after: str | None, n: int = 1) -> None:
+    def moved(self, service: str, before: str | None, after: str | None, n: int = 1,
+              defer: bool = False) -> None:
         """Record that n tasks of service went from status `before` to `after` (None: from
-        nowhere, created; to nowhere, deleted). Never raises: see the module's docstring."""
-        delta: dict[str, int] = {}
+        nowhere, created; to nowhere, deleted); `defer`: with the next flush, not now.
+        Never raises: see the module's docstring."""
+        delta: Counter[str] = Counter()
         if before is not None:
-            delta[before] = -n
+            delta[before] -= n
         if after is not None:
-            delta[after] = delta.get(after, 0) + n
-        delta = {k: v for k, v in delta.items() if v}
-        if not delta or not n:
+            delta[after] += n
+        delta = Counter({k: v for k, v in delta.items() if v})
+        if not delta:
             return
-        try:
-            self._inc(service, delta)
-        except PyMongoError as ex:
-            log.warning("task counts of %s not updated (%s); the dispatcher will reconcile them",
-                        service, type(ex).__name__)
+        if defer and self._flush_s > 0:
+            with self._lock:
+                if not self._closed:
+                    if not self._gathered:
+                        self._lock.notify()  # the flusher waits for a first move
+                    self._gathered.setdefault(service, Counter()).update(delta)
+                    if self._flusher is None:
+                        self._flusher = threading.Thread(target=self._flush_every,
+                                                         name="task-counts", daemon=True)
+                        self._flusher.start()
+                    return
+        self._write({service: delta})
+
+    def flush(self) -> None:
+        """Write the deferred moves now; when it returns, every move recorded before the
+        call is written (or logged as lost to an error)."""
+        with self._writing:
+            with self._lock:
+                gathered, self._gathered = self._gathered, {}
+            self._write(gathered)
+
+    def close(self) -> None:
+        """Stop deferring: write what is gathered; later moves are written at once."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+            flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(timeout=max(1.0, 4 * self._flush_s))
+        self.flush()
 
     def total(self, service: str | None = None, status: str | None = None) -> int:
         """How many tasks match the service and status (None: any)."""
+        self.flush()
         query = {} if service is None else {"_id": service}
         fields = STATUSES if status is None else [status]
         with unavailable_as_error():
@@ -64,12 +109,14 @@ class TaskCounts:
 
     def all(self) -> Counts:
         """Every (service, status) count."""
+        self.flush()
         with unavailable_as_error():
             return _as_counts(self._counts.find())
 
     def drift(self) -> dict[str, tuple[int, dict[str, int]]]:
         """Count the tasks themselves and compare: {service: (version, actual - kept)} for
         each service whose kept counts differ and did not move during the count."""
+        self.flush()
         with unavailable_as_error():
             before = {d["_id"]: d for d in self._counts.find()}
             groups = self._tasks.aggregate([
@@ -107,12 +154,40 @@ class TaskCounts:
         for service, (version, delta) in self.drift().items():
             self.correct(service, version, delta)
 
-    def _inc(self, service: str, delta: dict[str, int]) -> None:
-        update = {"$inc": {**delta, "version": 1}}
-        try:
-            self._counts.update_one({"_id": service}, update, upsert=True)
-        except DuplicateKeyError:  # two first counts of a service at once: the other inserted
-            self._counts.update_one({"_id": service}, update)
+    def _flush_every(self) -> None:
+        """The flusher thread: once moves are gathered, wait flush_s for more, write them."""
+        while True:
+            with self._lock:
+                while not self._gathered and not self._closed:
+                    self._lock.wait()
+                if self._closed:
+                    return  # close() writes what is left
+                self._lock.wait_for(lambda: self._closed, self._flush_s)
+            self.flush()
+
+    def _write(self, moves: Mapping[str, Counter[str]]) -> None:
+        """One bulk write of every service's moves; logged, never raised."""
+        updates = [UpdateOne({"_id": service}, {"$inc": {**delta, "version": 1}}, upsert=True)
+                   for service, delta in moves.items() if any(delta.values())]
+        error = ""
+        for _ in range(2):
+            if not updates:
+                return
+            try:
+                self._counts.bulk_write(updates, ordered=False)
+                return
+            except BulkWriteError as ex:  # two first counts of a service at once: the other
+                # inserted, so this upsert's insert failed; its $inc now finds the document
+                errors = ex.details.get("writeErrors", [])
+                error = ", ".join(sorted({str(e.get("errmsg", e.get("code"))) for e in errors}))
+                if any(e.get("code") != 11000 for e in errors):
+                    break
+                updates = [updates[e["index"]] for e in errors]
+            except PyMongoError as ex:
+                error = type(ex).__name__
+                break
+        log.warning("task counts of %s not updated (%s); the dispatcher will reconcile them",
+                    ", ".join(sorted(moves)), error)
 
 
 def _as_counts(docs: Iterable[Mapping[str, Any]]) -> Counts:

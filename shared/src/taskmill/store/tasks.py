@@ -80,7 +80,7 @@ class TaskStore:
         self._new_id = id_factory
         self._lease = timedelta(seconds=lifecycle.lease_s)
         self._cancel_grace = timedelta(seconds=lifecycle.cancel_grace_s)
-        self.counts = TaskCounts(collection)
+        self.counts = TaskCounts(collection, lifecycle.counts_flush_s)
         self.outbox = Outbox(collection, self.counts, clock, lifecycle.waiting_timeout_s)
         self.leases = Leases(collection, self.counts, clock, lifecycle.max_attempts)
         self.retention = Retention(collection, self.counts, clock)
@@ -101,7 +101,8 @@ class TaskStore:
                 self._tasks.create_index(keys, name=name)
 
     def close(self) -> None:
-        """Close the connections to MongoDB."""
+        """Write the deferred count moves, close the connections to MongoDB."""
+        self.counts.close()
         self._tasks.database.client.close()
 
     def ping(self) -> None:
@@ -319,7 +320,7 @@ class TaskStore:
                 precondition["cancel_message"] = None
             before = self._apply(task_id, precondition, update)
             if before is not None:
-                self.counts.moved(before["service"], before["status"], status.value)
+                self.counts.moved(before["service"], before["status"], status.value, defer=True)
                 if status == Status.FAILED:
                     self.services.run_failed(before["service"], now)
                 return {**before, "status": status.value, "lease_until": fields["lease_until"]}
@@ -404,7 +405,7 @@ class TaskStore:
             event(Status.WAITING, now, attempt, f"attempt {attempt}: retry after: {message}")])
         if not self._changed(task_id, {"status": task["status"], "attempt": task["attempt"]}, update):
             raise StateConflict(f"task {task_id} is being changed concurrently; try again")
-        self.counts.moved(task["service"], task["status"], Status.WAITING.value)
+        self.counts.moved(task["service"], task["status"], Status.WAITING.value, defer=True)
         self.services.run_failed(task["service"], now)
         return {"task_id": task_id, "service": task["service"], "status": Status.WAITING.value,
                 "attempt": attempt, "lease_until": None}
