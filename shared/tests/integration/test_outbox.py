@@ -111,3 +111,20 @@ def test_in_flight_counts_what_is_published_and_not_yet_taken(store: TaskStore):
     assert store.outbox.in_flight("aaa", 10) == 2
     assert store.outbox.queued() == {"aaa": 2}
 
+
+
+def test_anything_due_is_seen_in_one_read_until_the_outbox_is_empty(store: TaskStore):
+    """The relay's idle check: nothing due while no task is started or the only one waits
+    for its retry's backoff; due once one is started, and no more once it is published."""
+    assert not store.outbox.any_due()
+    task = store.create(AAA, {}, start=False)["task_id"]
+    assert not store.outbox.any_due()
+    store.request_start(task)
+    assert store.outbox.any_due()
+    store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
+    assert not store.outbox.any_due()
+    store.report(task, Status.RUNNING, attempt=1)
+    store.report(task, Status.FAILED, "flaky", attempt=1, retry=True)  # due again in 60 s
+    assert store.get(task)["status"] == Status.WAITING and not store.outbox.any_due()
+    store._clock.now += timedelta(seconds=61)
+    assert store.outbox.any_due()

@@ -111,6 +111,12 @@ def test_the_dispatcher_reads_due_tasks_in_start_order_from_the_index(filled: Co
     assert uses_index(plan) and not sorts(plan), plan
 
 
+def test_the_relays_idle_check_is_served_by_the_outbox_index(filled: Collection):
+    plan = plan_of(filled, {"outbox": True, "start_requested_at": {"$lte": utcnow()}}, limit=1,
+                   hint=OUTBOX_INDEX[0])
+    assert uses_index(plan), plan
+
+
 def test_a_services_due_tasks_are_read_in_priority_order_from_the_index(filled: Collection):
     due = {"outbox": True, "service": "aaa", "start_requested_at": {"$lte": utcnow()}}
     plan = plan_of(filled, due, sort=dict(PUBLISH_ORDER), limit=200, hint=PRIORITY_INDEX[0])

@@ -143,6 +143,9 @@ class Relay:
         """Claim each service's due tasks, as many as it has room for, once it has taken
         half of what it was given."""
         capacity = self._capacity()
+        if not self._store.outbox.any_due():
+            self._backlogged.clear()
+            return []
         claimed: list[Task] = []
         for service in self._config.services:
             cap = capacity.get(service, 1)

@@ -27,11 +27,18 @@ class Outbox:
         self.batch, self.published, self.refused, self.released = batch, [], [], []
         self.waiting = dict(in_flight or {})
         self.asked: dict[str, int] = {}  # service -> the room a claim asked for
+        self.reads = 0
+
+    def any_due(self):
+        self.reads += 1
+        return bool(self.batch)
 
     def in_flight(self, service, at_most):
+        self.reads += 1
         return min(self.waiting.get(service, 0), at_most)
 
     def claim_due(self, limit, claim_s, service):
+        self.reads += 1
         self.asked[service] = limit
         mine = [t for t in self.batch if t["service"] == service][:limit]
         self.batch = [t for t in self.batch if t not in mine]
@@ -114,6 +121,17 @@ def test_a_service_gets_only_the_room_its_workers_have():
     assert outbox.asked == {"aaa": 6, "bbb": 2} and relay.backlogged  # aaa's room was filled
     outbox.waiting = {}
     assert relay.run_once() == 1 and not relay.backlogged  # the last one: room to spare
+
+
+def test_an_idle_round_reads_the_store_once_and_a_start_is_claimed_the_next():
+    """With nothing due the relay asks the store once, not twice per service."""
+    outbox = Outbox([])
+    relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(), lambda: {"aaa": 4},
+                  Watch(), clock=lambda: NOW)
+    assert relay.run_once() == 0 and outbox.reads == 1 and outbox.asked == {}
+    outbox.batch = [task(1)]
+    assert relay.run_once() == 1 and outbox.published == [task(1)["task_id"]]
+    assert outbox.asked["aaa"] == 4 and not relay.backlogged
 
 
 def test_each_message_of_a_batch_gets_what_its_answer_calls_for():
