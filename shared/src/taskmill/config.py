@@ -102,7 +102,7 @@ class LifecycleConfig:
     count_check_s: float = 300.0
     counts_flush_s: float = 0.05
     dispatch_claim_s: float = 30.0
-    dispatch_poll_s: float = 0.1
+    dispatch_poll_s: float = 0.05
     shutdown_grace_s: float = 25.0
     stall_s: float = 120.0
     cancel_grace_s: float = 30.0
