@@ -31,8 +31,10 @@ from taskmill_dispatcher.watch import ServiceWatch
 log = logging.getLogger("taskmill_dispatcher")
 
 # How soon to look again for room when a service has more due tasks than room (doubled
-# after each look that found none, up to lifecycle.dispatch_poll_s).
+# after each look that found none, up to BACKLOGGED_MAX_S: the idle poll is for starts,
+# this for room its workers make, which a shorter idle poll need not look for more often).
 BACKLOGGED_POLL_S = 0.02
+BACKLOGGED_MAX_S = 0.1
 
 
 class Dispatcher:
@@ -84,8 +86,8 @@ class Dispatcher:
             elif self._relay.backlogged:
                 # A service with more due than room gets room as its workers take tasks:
                 # look again soon, then less and less often while none is made.
-                self.stopping.wait(min(idle_s, backlogged_s))
-                backlogged_s *= 2
+                self.stopping.wait(backlogged_s)
+                backlogged_s = min(backlogged_s * 2, BACKLOGGED_MAX_S)
             else:
                 self.stopping.wait(idle_s)
         self._producer.flush(self._config.lifecycle.shutdown_grace_s)
