@@ -33,7 +33,7 @@ test-unit:  ## unit tests only (no infrastructure)
 bench: install  ## every benchmark with full sizes; figures in bench/results/ (BENCH_TASKS=N: end-to-end tasks, default 5000)
 	scripts/bench.sh $(if $(BENCH_TASKS),--tasks $(BENCH_TASKS))
 
-bench-quick: install  ## the benchmarks at small sizes (about two and a half minutes): checks the harness works
+bench-quick: install  ## the benchmarks at small sizes (about a minute and a half): checks the harness works
 	scripts/bench.sh --quick
 
 lint:  ## ruff over everything

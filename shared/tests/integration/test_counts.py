@@ -3,7 +3,6 @@ and a count that drifted (a process died between a task's update and its count's
 by counting the tasks themselves and corrected."""
 
 import threading
-import time
 from collections import Counter
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from taskmill.config import LifecycleConfig, ServiceConfig
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
+from tests.system import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -92,15 +92,6 @@ def test_a_drifted_count_is_found_and_corrected_only_while_it_stands_still(store
     assert (store.counts.total("aaa", "ready"), store.counts.total("aaa", "running")) == (4, 0)
 
 
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_reports_move_the_counts_in_batches_that_every_reader_sees(make_config):
     """A worker's reports are counted in batches: another process sees them once the batch
     is written (within counts_flush_s), the reporting process at once, and closing the
@@ -121,7 +112,7 @@ def test_reports_move_the_counts_in_batches_that_every_reader_sees(make_config):
 
     prompt = TaskStore(connect(make_config().mongo), LifecycleConfig(counts_flush_s=0.05))
     prompt.report(ids[2], Status.FINISHED, result={}, attempt=1)
-    assert wait_for(lambda: reading.counts.total("aaa", "finished") == 2)
+    wait_until("the batch written", lambda: reading.counts.total("aaa", "finished") == 2, 10)
     assert reading.counts.total("aaa", "running") == 0 and reading.counts.drift() == {}
     prompt.close()
     reading.close()

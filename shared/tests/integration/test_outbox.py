@@ -112,7 +112,6 @@ def test_in_flight_counts_what_is_published_and_not_yet_taken(store: TaskStore):
     assert store.outbox.queued() == {"aaa": 2}
 
 
-
 def test_anything_due_is_seen_in_one_read_until_the_outbox_is_empty(store: TaskStore):
     """The relay's idle check: nothing due while no task is started or the only one waits
     for its retry's backoff; due once one is started, and no more once it is published."""

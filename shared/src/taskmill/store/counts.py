@@ -65,21 +65,9 @@ class TaskCounts:
             delta[before] -= n
         if after is not None:
             delta[after] += n
-        delta = Counter({k: v for k, v in delta.items() if v})
-        if not delta:
-            return
-        if defer and self._flush_s > 0:
-            with self._lock:
-                if not self._closed:
-                    if not self._gathered:
-                        self._lock.notify()  # the flusher waits for a first move
-                    self._gathered.setdefault(service, Counter()).update(delta)
-                    if self._flusher is None:
-                        self._flusher = threading.Thread(target=self._flush_every,
-                                                         name="task-counts", daemon=True)
-                        self._flusher.start()
-                    return
-        self._write({service: delta})
+        moves = {status: d for status, d in delta.items() if d}
+        if moves and not (defer and self._gather(service, moves)):
+            self._write({service: moves})
 
     def flush(self) -> None:
         """Write the deferred moves now; when it returns, every move recorded before the
@@ -154,6 +142,21 @@ class TaskCounts:
         for service, (version, delta) in self.drift().items():
             self.correct(service, version, delta)
 
+    def _gather(self, service: str, moves: Mapping[str, int]) -> bool:
+        """Keep the moves for the flusher (started with the first); False when not
+        deferring (flush_s 0, or closed)."""
+        with self._lock:
+            if self._flush_s <= 0 or self._closed:
+                return False
+            if not self._gathered:
+                self._lock.notify()  # the flusher waits for a first move
+            self._gathered.setdefault(service, Counter()).update(moves)
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_every, name="task-counts",
+                                                 daemon=True)
+                self._flusher.start()
+            return True
+
     def _flush_every(self) -> None:
         """The flusher thread: once moves are gathered, wait flush_s for more, write them."""
         while True:
@@ -165,7 +168,7 @@ class TaskCounts:
                 self._lock.wait_for(lambda: self._closed, self._flush_s)
             self.flush()
 
-    def _write(self, moves: Mapping[str, Counter[str]]) -> None:
+    def _write(self, moves: Mapping[str, Mapping[str, int]]) -> None:
         """One bulk write of every service's moves; logged, never raised."""
         updates = [UpdateOne({"_id": service}, {"$inc": {**delta, "version": 1}}, upsert=True)
                    for service, delta in moves.items() if any(delta.values())]

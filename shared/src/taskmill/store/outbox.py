@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.collection import Collection
@@ -56,14 +57,14 @@ class Outbox:
         """Whether any task of any service may be due for publication (one indexed read:
         an idle relay round costs this instead of two reads per service)."""
         with unavailable_as_error():
-            return self._tasks.find_one({"outbox": True, "start_requested_at": {"$lte": self._clock()}},
-                                        {"_id": 1}, hint=OUTBOX_INDEX[0]) is not None
+            return self._tasks.find_one(_due(self._clock()), {"_id": 1},
+                                        hint=OUTBOX_INDEX[0]) is not None
 
     def claim_due(self, limit: int, claim_s: float, service: str) -> list[Task]:
         """Claim up to `limit` tasks of `service` due for publication, highest priority
         first, then oldest start."""
         now = self._clock()
-        due = {"outbox": True, "service": service, "start_requested_at": {"$lte": now},
+        due = {**_due(now), "service": service,
                "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
         token = self._new_token()
         with unavailable_as_error():
@@ -148,6 +149,11 @@ class Outbox:
                                           sort=[("start_requested_at", ASCENDING)],
                                           hint=OUTBOX_INDEX[0])
         return None if oldest is None else oldest["start_requested_at"]
+
+
+def _due(now: datetime) -> dict[str, Any]:
+    """Started tasks whose time to be published has come (a retry's backoff may not have)."""
+    return {"outbox": True, "start_requested_at": {"$lte": now}}
 
 
 def _by_attempt(tasks: Sequence[Task]) -> dict[int, list[str]]:
