@@ -77,6 +77,30 @@ def test_concurrent_changes_from_two_stores_all_count(store: TaskStore, make_con
     assert store.counts.drift() == {}
 
 
+def test_the_first_moves_of_a_service_made_at_once_by_many_processes_all_count(make_config):
+    """Eight stores (as eight api processes) each count a task of a service none has
+    counted before, at once; twenty services in turn: every count is kept."""
+    stores = [TaskStore(connect(make_config().mongo)) for _ in range(8)]
+    try:
+        for n in range(20):
+            service = f"new{n}"
+            barrier = threading.Barrier(len(stores))
+
+            def first_move(store: TaskStore, service: str, barrier: threading.Barrier) -> None:
+                barrier.wait()
+                store.counts.moved(service, None, Status.READY.value)
+
+            threads = [threading.Thread(target=first_move, args=(s, service, barrier)) for s in stores]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            assert stores[0].counts.total(service, Status.READY.value) == len(stores), service
+    finally:
+        for store in stores:
+            store.close()
+
+
 def test_a_drifted_count_is_found_and_corrected_only_while_it_stands_still(store: TaskStore):
     for _ in range(3):
         store.create(AAA, {})

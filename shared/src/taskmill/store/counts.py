@@ -30,7 +30,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from taskmill.schema import Status
 from taskmill.store.connection import unavailable_as_error
@@ -54,6 +54,7 @@ class TaskCounts:
         self._writing = threading.Lock()  # held from taking the gathered moves to writing them
         self._flusher: threading.Thread | None = None
         self._closed = False
+        self._created: set[str] = set()  # services whose counts document is known to exist
 
     def moved(self, service: str, before: str | None, after: str | None, n: int = 1,
               defer: bool = False) -> None:
@@ -170,27 +171,33 @@ class TaskCounts:
 
     def _write(self, moves: Mapping[str, Mapping[str, int]]) -> None:
         """One bulk write of every service's moves; logged, never raised."""
-        updates = [UpdateOne({"_id": service}, {"$inc": {**delta, "version": 1}}, upsert=True)
-                   for service, delta in moves.items() if any(delta.values())]
-        error = ""
-        for _ in range(2):
-            if not updates:
-                return
-            try:
-                self._counts.bulk_write(updates, ordered=False)
-                return
-            except BulkWriteError as ex:  # two first counts of a service at once: the other
-                # inserted, so this upsert's insert failed; its $inc now finds the document
-                errors = ex.details.get("writeErrors", [])
-                error = ", ".join(sorted({str(e.get("errmsg", e.get("code"))) for e in errors}))
-                if any(e.get("code") != 11000 for e in errors):
-                    break
-                updates = [updates[e["index"]] for e in errors]
-            except PyMongoError as ex:
-                error = type(ex).__name__
-                break
-        log.warning("task counts of %s not updated (%s); the dispatcher will reconcile them",
-                    ", ".join(sorted(moves)), error)
+        # In the order of the services' names, as every process writes them: two batches
+        # never lock the same counts in opposite orders (PostgreSQL would deadlock them).
+        updates = [UpdateOne({"_id": service}, {"$inc": {**delta, "version": 1}})
+                   for service, delta in sorted(moves.items()) if any(delta.values())]
+        if not updates:
+            return
+        try:
+            self._create(moves)
+            self._counts.bulk_write(updates, ordered=False)
+        except PyMongoError as ex:
+            log.warning("task counts of %s not updated (%s); the dispatcher will reconcile them",
+                        ", ".join(sorted(moves)), type(ex).__name__)
+
+    def _create(self, services: Iterable[str]) -> None:
+        """Insert the counts document of each service this process has not written yet, so
+        that every move is an update of a document that exists. Not an upsert of the moves
+        themselves: on the local engine two first upserts of one _id at once may both insert,
+        one overwriting the other, and a move is lost (documentdb/documentdb#295; here one
+        run in three of sixteen threads over two stores), where two inserts of one _id race
+        safely on the primary index."""
+        for service in services:
+            if service not in self._created:
+                try:
+                    self._counts.insert_one({"_id": service, "version": 0})
+                except DuplicateKeyError:
+                    pass  # another process (or thread) was first
+                self._created.add(service)
 
 
 def _as_counts(docs: Iterable[Mapping[str, Any]]) -> Counts:
