@@ -1,16 +1,19 @@
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pymongo
 import pytest
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from taskmill.config import ServiceConfig
 from taskmill.errors import DependencyUnavailable, StateConflict, TaskNotFound
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
-from taskmill.store.connection import whole_or_again
+from taskmill.store.connection import each_by_id
 from tests.helpers import Clock
 
 pytestmark = pytest.mark.integration
@@ -90,14 +93,82 @@ def test_two_concurrent_starts_one_wins(store: TaskStore):
 
 def test_concurrent_writes_to_one_task_all_count(make_config):
     """The server applies each update to a document whole, as every conditional update
-    here relies on: increments sent at once by many clients, to a task by its task_id (by
-    findAndModify and by update) and to every task by a filter without it, all count.
-    Nothing stands in front of the server to make it so. PostgreSQL may roll back one of
-    the two updates of every task as a deadlock's victim: done again, it counts once."""
+    here relies on: increments sent at once by many clients, to a task by its _id (by
+    findAndModify and by update) and to every task by the store's bulk writes, all count,
+    and none fails. Nothing stands in front of the server to make it so, and the bulk
+    writes lock the tasks in the same order (`each_by_id`), so PostgreSQL finds no deadlock."""
     collection = connect(make_config().mongo)
     tasks = ["ts_a", "ts_b", "ts_c"]
-    collection.insert_many([{"task_id": t, "n": 0} for t in tasks])
-    barrier = threading.Barrier(14)
+    collection.insert_many([{"_id": t, "n": 0} for t in tasks])
+    inc = {"$inc": {"n": 1}}
+    try:
+        errors = at_once([  # (write, times): 8 on ts_a by findAndModify, 4 by update on a and b, 2 on all
+            *[(lambda: collection.find_one_and_update({"_id": "ts_a"}, inc), 25)] * 8,
+            *[(lambda: collection.update_one({"_id": "ts_a"}, inc), 25)] * 2,
+            *[(lambda: collection.update_one({"_id": "ts_b"}, inc), 25)] * 2,
+            *[(lambda: each_by_id(collection, {t: UpdateOne({"_id": t}, inc) for t in tasks}), 10)] * 2,
+        ])
+        assert errors == []
+        counts = {t["_id"]: t["n"] for t in collection.find()}
+        assert counts == {"ts_a": 8 * 25 + 2 * 25 + 2 * 10, "ts_b": 2 * 25 + 2 * 10, "ts_c": 2 * 10}
+    finally:
+        collection.database.client.close()
+
+
+def test_a_bulk_write_picked_as_a_deadlocks_victim_is_done_again_from_where_it_stopped(make_config):
+    """Against a writer that locks the same tasks in the opposite order, PostgreSQL picks
+    one of the two as a deadlock's victim, which MongoDB never does. The store's bulk write
+    then goes on from the update that failed: each of its updates counts exactly once.
+    (Runs until the store's write has been a victim, or for 60 s on an engine without
+    deadlocks.)"""
+    collection = connect(make_config().mongo)
+    tasks = [f"ts_{n}" for n in range(20)]
+    collection.insert_many([{"_id": t, "n": 0} for t in tasks])
+    inc = {"$inc": {"n": 1}}
+    backwards = dict.fromkeys(tasks, 0)  # what the writer in the opposite order applied
+    forwards = {t: UpdateOne({"_id": t}, inc) for t in tasks}
+    store_writes = BulkWrites(collection)
+    rounds = 0
+    deadline = time.monotonic() + 60
+
+    def in_reverse() -> None:
+        try:
+            collection.bulk_write([UpdateOne({"_id": t}, inc) for t in reversed(tasks)])
+            applied = len(tasks)
+        except BulkWriteError as ex:  # not done again: what it applied before it counts
+            applied = ex.details["nModified"]
+        for task in list(reversed(tasks))[:applied]:
+            backwards[task] += 1
+
+    def by_the_store() -> None:
+        nonlocal rounds
+        each_by_id(store_writes, forwards)
+        rounds += 1
+
+    try:
+        while store_writes.calls == rounds and time.monotonic() < deadline:  # not yet a victim
+            assert at_once([(in_reverse, 4), (by_the_store, 4)]) == []
+        counts = {t["_id"]: t["n"] for t in collection.find()}
+        assert counts == {t: rounds + backwards[t] for t in tasks}
+    finally:
+        collection.database.client.close()
+
+
+class BulkWrites:
+    """A collection's bulk writes, counted."""
+
+    def __init__(self, collection: pymongo.collection.Collection) -> None:
+        self._collection = collection
+        self.calls = 0
+
+    def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self._collection.bulk_write(*args, **kwargs)
+
+
+def at_once(writers: list[tuple[Callable[[], Any], int]]) -> list[BaseException]:
+    """Run each (write, times) in a thread of its own, all starting together; the errors."""
+    barrier = threading.Barrier(len(writers))
     errors: list[BaseException] = []
 
     def bump(write: Callable[[], Any], times: int) -> None:
@@ -105,27 +176,15 @@ def test_concurrent_writes_to_one_task_all_count(make_config):
             barrier.wait()
             for _ in range(times):
                 write()
-        except BaseException as ex:  # reported by the assertion below
+        except BaseException as ex:  # reported by the caller's assertion
             errors.append(ex)
 
-    inc = {"$inc": {"n": 1}}
-    writers = [  # (write, times): 8 on ts_a by findAndModify, 4 by update on a and b, 2 on all
-        *[(lambda: collection.find_one_and_update({"task_id": "ts_a"}, inc), 25)] * 8,
-        *[(lambda: collection.update_one({"task_id": "ts_a"}, inc), 25)] * 2,
-        *[(lambda: collection.update_one({"task_id": "ts_b"}, inc), 25)] * 2,
-        *[(lambda: whole_or_again(lambda: collection.update_many({}, inc)), 10)] * 2,
-    ]
     threads = [threading.Thread(target=bump, args=writer) for writer in writers]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
-        counts = {t["task_id"]: t["n"] for t in collection.find({}, {"_id": 0})}
-        assert counts == {"ts_a": 8 * 25 + 2 * 25 + 2 * 10, "ts_b": 2 * 25 + 2 * 10, "ts_c": 2 * 10}
-    finally:
-        collection.database.client.close()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def test_lifecycle_and_fencing(store: TaskStore):

@@ -2,12 +2,13 @@
 
 Every command here covers a whole batch: a claim is one read of a service's due tasks'
 ids in publication order, highest priority first, then oldest start (served by the
-priority index, sort included; a single batch, see `TaskStore.list`) and one update that
-claims those still unclaimed under a token of this claim, then one read of what the token
-holds (another dispatcher may have been first to some); the confirmation of a batch is one
-update per (service, previous status) of its tasks, so that the counts move by exactly
-what changed. `in_flight` counts what a service has on Kafka (published, not yet taken),
-which the relay keeps under its workers' capacity.
+priority index, sort included; a single batch, see `TaskStore.list`) and one bulk write
+that claims those still unclaimed under a token of this claim (an update per task, by its
+_id: see `each_by_id`), then one read of what the token holds (another dispatcher may have
+been first to some); the confirmation of a batch is one bulk write per (service, previous
+status) of its tasks, so that the counts move by exactly what changed. `in_flight`
+counts what a service has on Kafka (published, not yet taken), which the relay keeps
+under its workers' capacity.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.collection import Collection
 
 from taskmill.schema import Status
-from taskmill.store.connection import unavailable_as_error, whole_or_again
+from taskmill.store.connection import each_by_id, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import (
     OUTBOX_INDEX,
@@ -72,9 +72,8 @@ class Outbox:
                    .sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]).limit(-limit)]
             if not ids:
                 return []
-            whole_or_again(lambda: self._tasks.update_many(
-                {**due, "_id": {"$in": ids}},
-                {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token}}))
+            claim = {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token}}
+            each_by_id(self._tasks, {task_id: UpdateOne({**due, "_id": task_id}, claim) for task_id in ids})
             claimed = list(self._tasks.find({"_id": {"$in": ids}, "claim_token": token}, RELAY_FIELDS))
         order = {task_id: n for n, task_id in enumerate(ids)}
         return sorted(claimed, key=lambda task: order[task["task_id"]])
@@ -90,19 +89,18 @@ class Outbox:
         changed = 0
         with unavailable_as_error():
             for (service, status), tasks in batches.items():
-                moved = 0
-                # One update for the batch, with each task's own attempt in its history.
-                for attempt, ids in _by_attempt(tasks).items():
-                    moved += whole_or_again(partial(
-                        self._tasks.update_many,
-                        {"_id": {"$in": ids}, "claim_token": tasks[0]["claim_token"],
-                         "outbox": True, "status": status},
-                        {"$set": {"status": Status.WAITING.value, **UNQUEUED, "update_time": now,
-                                  "lease_until": now + self._waiting_timeout},
-                         "$push": {"history": event(Status.WAITING, now, attempt, None)}})).modified_count
+                moved = each_by_id(self._tasks, {t["task_id"]: self._published(t, now) for t in tasks})
                 self._counts.moved(service, status, Status.WAITING.value, moved)
                 changed += moved
         return changed
+
+    def _published(self, task: Task, now: datetime) -> UpdateOne[Task]:
+        """The update of a claimed task whose message the broker confirmed: it waits."""
+        return UpdateOne({"_id": task["task_id"], "claim_token": task["claim_token"], "outbox": True,
+                          "status": task["status"]},
+                         {"$set": {"status": Status.WAITING.value, **UNQUEUED, "update_time": now,
+                                   "lease_until": now + self._waiting_timeout},
+                          "$push": {"history": event(Status.WAITING, now, task["attempt"], None)}})
 
     def refuse(self, task: Task, reason: str) -> bool:
         """End a claimed task failed: its message can never be published (reason says why)."""
@@ -119,10 +117,10 @@ class Outbox:
         """Give claimed tasks back to the outbox (their publication failed)."""
         if not claimed:
             return
+        unclaim = {t["task_id"]: UpdateOne({"_id": t["task_id"], "claim_token": t["claim_token"]},
+                                           {"$set": UNCLAIMED}) for t in claimed}
         with unavailable_as_error():
-            whole_or_again(lambda: self._tasks.update_many(
-                {"_id": {"$in": [t["task_id"] for t in claimed]},
-                 "claim_token": claimed[0]["claim_token"]}, {"$set": UNCLAIMED}))
+            each_by_id(self._tasks, unclaim)
 
     def in_flight(self, service: str, at_most: int | None = None) -> int:
         """How many tasks of the service are published and not yet taken by a worker
@@ -155,9 +153,3 @@ def _due(now: datetime) -> dict[str, Any]:
     """Started tasks whose time to be published has come (a retry's backoff may not have)."""
     return {"outbox": True, "start_requested_at": {"$lte": now}}
 
-
-def _by_attempt(tasks: Sequence[Task]) -> dict[int, list[str]]:
-    groups: dict[int, list[str]] = defaultdict(list)
-    for task in tasks:
-        groups[task["attempt"]].append(task["task_id"])
-    return groups

@@ -1,8 +1,9 @@
 """Retention: ended tasks are deleted some days after their end, a bounded batch at a time.
 
 A batch is one read of ids, served by the index on (service, status, outbox, end_time)
-(outbox is always false for an ended task), and one delete of those ids whose status and
-end time still qualify, so a task started again meanwhile stays. No TTL index: its timing
+(outbox is always false for an ended task), and one bulk write that deletes each of them
+whose status and end time still qualify (by its _id: see `each_by_id`), so a task
+started again meanwhile stays. No TTL index: its timing
 is the server's, and the counts must move with each deletion.
 """
 
@@ -11,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from pymongo import DeleteOne
 from pymongo.collection import Collection
 
 from taskmill.schema import FINAL, Status
-from taskmill.store.connection import unavailable_as_error
+from taskmill.store.connection import each_by_id, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import SERVICE_STATUS_INDEX, Task
 
@@ -41,6 +43,6 @@ class Retention:
                    .hint(SERVICE_STATUS_INDEX[0]).limit(-limit)]  # one batch: see TaskStore.list
             if not ids:
                 return 0
-            deleted = self._tasks.delete_many({**query, "_id": {"$in": ids}}).deleted_count
+            deleted = each_by_id(self._tasks, {i: DeleteOne({**query, "_id": i}) for i in ids})
         self._counts.moved(service, status.value, None, deleted)
         return deleted
