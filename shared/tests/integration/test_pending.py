@@ -65,6 +65,26 @@ def test_positions_follow_publication_order(store, clock):
     assert running not in why
 
 
+def test_a_task_deep_in_the_queue_is_told_its_place(store, clock):
+    """Places beyond the first reply of a find (101 documents on the local engine) are
+    counted too, published tasks and the outbox alike."""
+    published = []
+    for _ in range(2):
+        for _ in range(110):
+            published.append(store.create(AAA, {}, start=True)["task_id"])
+            clock.advance(0.01)
+        store.outbox.mark_published(store.outbox.claim_due(110, 30, "aaa"))
+    queued = []
+    for _ in range(150):
+        queued.append(store.create(AAA, {}, start=True)["task_id"])
+        clock.advance(0.01)
+
+    why = explain(store, published + queued)
+    assert sorted(why[t][1] for t in published) == list(range(220))  # a batch: one publication time
+    assert [why[t][1] for t in queued] == list(range(220, 370))
+    assert why[queued[-1]][0] == "queued: 369 tasks of aaa ahead"
+
+
 def test_positions_fall_as_tasks_ahead_run(store, clock):
     ids = []
     for _ in range(3):

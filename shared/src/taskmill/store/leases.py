@@ -18,7 +18,7 @@ from typing import Any
 from pymongo.collection import Collection
 
 from taskmill.schema import BUSY, Status
-from taskmill.store.connection import unavailable_as_error
+from taskmill.store.connection import one_batch, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import LEASE_INDEX, Task, ended_failed, event, queued
 
@@ -55,8 +55,8 @@ class Leases:
         fields = {"_id": 1, "status": 1, "service": 1, "attempt": 1, "run_attempts": 1,
                   "cancel_message": 1}
         with unavailable_as_error():
-            expired = list(self._tasks.find(query, fields).sort("lease_until", 1)
-                           .hint(LEASE_INDEX[0]).limit(-limit))  # one batch: see TaskStore.list
+            expired = list(one_batch(self._tasks.find(query, fields).sort("lease_until", 1)
+                                     .hint(LEASE_INDEX[0]), limit))
             recovered = [self._recover(task, now) for task in expired]
         return [r for r in recovered if r is not None]
 

@@ -2,7 +2,7 @@
 
 Every command here covers a whole batch: a claim is one read of a service's due tasks'
 ids in publication order, highest priority first, then oldest start (served by the
-priority index, sort included; a single batch, see `TaskStore.list`) and one bulk write
+priority index, sort included; `one_batch`) and one bulk write
 that claims those still unclaimed under a token of this claim (an update per task, by its
 _id: see `each_by_id`), then one read of what the token holds (another dispatcher may have
 been first to some); the confirmation of a batch is one bulk write per (service, previous
@@ -23,7 +23,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.collection import Collection
 
 from taskmill.schema import Status
-from taskmill.store.connection import each_by_id, unavailable_as_error
+from taskmill.store.connection import each_by_id, one_batch, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import (
     OUTBOX_INDEX,
@@ -68,8 +68,8 @@ class Outbox:
                "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
         token = self._new_token()
         with unavailable_as_error():
-            ids = [t["_id"] for t in self._tasks.find(due, {"_id": 1})
-                   .sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]).limit(-limit)]
+            ids = [t["_id"] for t in one_batch(self._tasks.find(due, {"_id": 1})
+                                               .sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]), limit)]
             if not ids:
                 return []
             claim = {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token}}
@@ -130,7 +130,7 @@ class Outbox:
         with unavailable_as_error():
             found = self._tasks.find({"service": service, "status": Status.WAITING.value,
                                       "outbox": False}, {"_id": 1}).hint(SERVICE_STATUS_INDEX[0])
-            return len(list(found if at_most is None else found.limit(-at_most)))
+            return len(list(found if at_most is None else one_batch(found, at_most)))
 
     def queued(self) -> dict[str, int]:
         """How many started tasks of each service await publication."""

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pymongo.collection import Collection
 
 from taskmill.schema import Status, iso
-from taskmill.store.connection import unavailable_as_error
+from taskmill.store.connection import one_batch, unavailable_as_error
 from taskmill.store.documents import PRIORITY_INDEX, PUBLISH_ORDER, SERVICE_STATUS_INDEX, Task
 from taskmill.store.service_states import BreakerState, ServiceState, ServiceStates
 
@@ -73,14 +73,14 @@ class Pending:
                 # The outbox first, then Kafka's: a task published between the two reads
                 # is in both, and counted once (read the other way round, it would be in
                 # neither).
-                due = [] if not queued else [t["_id"] for t in self._tasks.find(
+                due = [] if not queued else [t["_id"] for t in one_batch(self._tasks.find(
                     {"outbox": True, "service": service, "start_requested_at": {"$lte": now}},
-                    {"_id": 1}).sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]).limit(-POSITION_CAP)]
+                    {"_id": 1}).sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]), POSITION_CAP)]
                 # Published and untaken: few (the relay keeps them under its workers'
                 # capacity), in the order they were published (their update_time).
-                on_kafka = sorted((t["update_time"], t["_id"]) for t in self._tasks.find(
+                on_kafka = sorted((t["update_time"], t["_id"]) for t in one_batch(self._tasks.find(
                     {"service": service, "status": Status.WAITING.value, "outbox": False},
-                    {"_id": 1, "update_time": 1}).hint(SERVICE_STATUS_INDEX[0]).limit(-POSITION_CAP))
+                    {"_id": 1, "update_time": 1}).hint(SERVICE_STATUS_INDEX[0]), POSITION_CAP))
             for task in published:
                 positions[task["task_id"]] = bisect_left(on_kafka, (task["update_time"], task["task_id"]))
             on_kafka_at = {task_id: n for n, (_, task_id) in enumerate(on_kafka)}

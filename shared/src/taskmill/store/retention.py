@@ -16,7 +16,7 @@ from pymongo import DeleteOne
 from pymongo.collection import Collection
 
 from taskmill.schema import FINAL, Status
-from taskmill.store.connection import each_by_id, unavailable_as_error
+from taskmill.store.connection import each_by_id, one_batch, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import SERVICE_STATUS_INDEX, Task
 
@@ -39,8 +39,8 @@ class Retention:
         query = {"service": service, "status": status.value, "outbox": False,
                  "end_time": {"$lt": self._clock() - older_than}}
         with unavailable_as_error():
-            ids = [t["_id"] for t in self._tasks.find(query, {"_id": 1}).sort("end_time", 1)
-                   .hint(SERVICE_STATUS_INDEX[0]).limit(-limit)]  # one batch: see TaskStore.list
+            ids = [t["_id"] for t in one_batch(self._tasks.find(query, {"_id": 1}).sort("end_time", 1)
+                                               .hint(SERVICE_STATUS_INDEX[0]), limit)]
             if not ids:
                 return 0
             deleted = each_by_id(self._tasks, {i: DeleteOne({**query, "_id": i}) for i in ids})
