@@ -10,6 +10,7 @@ import pytest
 from taskmill.config import RetryConfig, ServiceConfig
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
+from taskmill.store.pending import POSITION_CAP
 from taskmill.store.service_states import ServiceState
 from tests.helpers import Clock
 
@@ -65,24 +66,19 @@ def test_positions_follow_publication_order(store, clock):
     assert running not in why
 
 
-def test_a_task_deep_in_the_queue_is_told_its_place(store, clock):
-    """Places beyond the first reply of a find (101 documents on the local engine) are
-    counted too, published tasks and the outbox alike."""
-    published = []
-    for _ in range(2):
-        for _ in range(110):
-            published.append(store.create(AAA, {}, start=True)["task_id"])
-            clock.advance(0.01)
-        store.outbox.mark_published(store.outbox.claim_due(110, 30, "aaa"))
-    queued = []
-    for _ in range(150):
-        queued.append(store.create(AAA, {}, start=True)["task_id"])
-        clock.advance(0.01)
+def test_places_are_counted_up_to_the_cap_then_said_to_be_beyond_it(store, clock):
+    """A claim takes its whole batch, past the first reply of a find (101 documents on the
+    local engine); the first POSITION_CAP places are counted in publication order, and a
+    task further back, on Kafka or in the outbox, is told it has more ahead."""
+    published = [store.create(AAA, {}, start=True)["task_id"] for _ in range(135)]
+    assert store.outbox.mark_published(store.outbox.claim_due(200, 30, "aaa")) == 135
+    clock.advance(1)
+    queued = [store.create(AAA, {}, start=True)["task_id"] for _ in range(10)]
 
     why = explain(store, published + queued)
-    assert sorted(why[t][1] for t in published) == list(range(220))  # a batch: one publication time
-    assert [why[t][1] for t in queued] == list(range(220, 370))
-    assert why[queued[-1]][0] == "queued: 369 tasks of aaa ahead"
+    in_order = sorted(published)  # published together: one time, then by id
+    assert [why[t][1] for t in in_order] == [*range(POSITION_CAP), *[None] * (135 - POSITION_CAP)]
+    assert {why[t] for t in queued} == {("queued: more than 100 tasks of aaa ahead", None)}
 
 
 def test_positions_fall_as_tasks_ahead_run(store, clock):

@@ -27,7 +27,7 @@ def test_not_started_and_queued():
     assert why(task(), position=0) == "queued: no task of aaa ahead"
     assert why(task(), position=1) == "queued: 1 task of aaa ahead"
     assert why(task(), position=37) == "queued: 37 tasks of aaa ahead"
-    assert why(task(), position=None) == "queued: more than 1000 tasks of aaa ahead"
+    assert why(task(), position=None) == "queued: more than 100 tasks of aaa ahead"
     assert why(task("waiting", outbox=False), position=3) == "queued: 3 tasks of aaa ahead"
 
 

@@ -28,7 +28,9 @@ from taskmill.store.connection import one_batch, unavailable_as_error
 from taskmill.store.documents import PRIORITY_INDEX, PUBLISH_ORDER, SERVICE_STATUS_INDEX, Task
 from taskmill.store.service_states import BreakerState, ServiceState, ServiceStates
 
-POSITION_CAP = 1000
+# Reading the first 1,000 instead doubled status_task with reasons (p50 11 -> 25 ms at
+# 100,000 tasks, a third of them queued; measured).
+POSITION_CAP = 100
 PENDING = frozenset({Status.READY.value, Status.WAITING.value})
 
 Explained = tuple[str, int | None]  # (pending_reason, queue_position)
@@ -77,17 +79,18 @@ class Pending:
                     {"outbox": True, "service": service, "start_requested_at": {"$lte": now}},
                     {"_id": 1}).sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]), POSITION_CAP)]
                 # Published and untaken: few (the relay keeps them under its workers'
-                # capacity), in the order they were published (their update_time).
-                on_kafka = sorted((t["update_time"], t["_id"]) for t in one_batch(self._tasks.find(
+                # capacity), the first in the order they were published (their update_time).
+                on_kafka = [(t["update_time"], t["_id"]) for t in one_batch(self._tasks.find(
                     {"service": service, "status": Status.WAITING.value, "outbox": False},
-                    {"_id": 1, "update_time": 1}).hint(SERVICE_STATUS_INDEX[0]), POSITION_CAP))
+                    {"_id": 1, "update_time": 1}).sort([("update_time", 1), ("_id", 1)])
+                    .hint(SERVICE_STATUS_INDEX[0]), POSITION_CAP)]
             for task in published:
                 positions[task["task_id"]] = bisect_left(on_kafka, (task["update_time"], task["task_id"]))
             on_kafka_at = {task_id: n for n, (_, task_id) in enumerate(on_kafka)}
             order = {task_id: n for n, task_id in enumerate(due)}
             for task in queued:
                 positions[task["task_id"]] = queued_position(task["task_id"], due, order, on_kafka_at)
-        return positions
+        return {task_id: None if p is None or p >= POSITION_CAP else p for task_id, p in positions.items()}
 
 
 def queued_position(task_id: str, due: list[str], order: Mapping[str, int],
