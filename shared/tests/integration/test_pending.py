@@ -3,6 +3,7 @@
 backoff, the services' states the dispatcher writes, and the failed runs the store
 remembers for the breaker."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -145,3 +146,27 @@ def test_a_task_published_or_taken_after_it_was_read_keeps_its_place(store, cloc
                                          ("queued: 1 task of aaa ahead", 1))
     store.report(first, Status.RUNNING, attempt=1)
     assert store.pending.explain(read)[first] == ("queued: no task of aaa ahead", 0)
+
+
+def test_failed_runs_reported_at_once_by_many_processes_are_all_remembered(make_config, clock):
+    """Eight stores (as eight api processes) each record a failed run of a service none has
+    written before, at once; ten services in turn: the breaker counts every one."""
+    stores = [TaskStore(connect(make_config().mongo), clock=clock) for _ in range(8)]
+
+    def fail(store: TaskStore, service: str, barrier: threading.Barrier) -> None:
+        barrier.wait()
+        store.services.run_failed(service, clock())
+
+    try:
+        for n in range(10):
+            barrier = threading.Barrier(len(stores))
+            threads = [threading.Thread(target=fail, args=(s, f"new{n}", barrier)) for s in stores]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            [state] = stores[0].services.get_many([f"new{n}"]).values()
+            assert len(state.failures) == len(stores), state.service
+    finally:
+        for store in stores:
+            store.close()

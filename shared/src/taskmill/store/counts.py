@@ -33,7 +33,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from taskmill.schema import Status
-from taskmill.store.connection import unavailable_as_error
+from taskmill.store.connection import Created, unavailable_as_error
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class TaskCounts:
         self._writing = threading.Lock()  # held from taking the gathered moves to writing them
         self._flusher: threading.Thread | None = None
         self._closed = False
-        self._created: set[str] = set()  # services whose counts document is known to exist
+        self._created = Created(self._counts, {"version": 0})  # moved by updates only
 
     def moved(self, service: str, before: str | None, after: str | None, n: int = 1,
               defer: bool = False) -> None:
@@ -178,27 +178,11 @@ class TaskCounts:
         if not updates:
             return
         try:
-            self._create(moves)
+            self._created.ensure(moves)
             self._counts.bulk_write(updates, ordered=False)
         except PyMongoError as ex:
             log.warning("task counts of %s not updated (%s); the dispatcher will reconcile them",
                         ", ".join(sorted(moves)), type(ex).__name__)
-
-    def _create(self, services: Iterable[str]) -> None:
-        """Insert the counts document of each service this process has not written yet, so
-        that every move is an update of a document that exists. Not an upsert of the moves
-        themselves: on the local engine two first upserts of one _id at once may both insert,
-        one overwriting the other, and a move is lost (documentdb/documentdb#295; here one
-        run in three of sixteen threads over two stores), where two inserts of one _id race
-        safely on the primary index."""
-        for service in services:
-            if service not in self._created:
-                try:
-                    self._counts.insert_one({"_id": service, "version": 0})
-                except DuplicateKeyError:
-                    pass  # another process (or thread) was first
-                self._created.add(service)
-
 
 def _as_counts(docs: Iterable[Mapping[str, Any]]) -> Counts:
     return {(doc["_id"], status): int(doc.get(status, 0)) for doc in docs for status in STATUSES}

@@ -23,7 +23,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from taskmill.config import MAX_BREAKER_FAILURES
-from taskmill.store.connection import unavailable_as_error
+from taskmill.store.connection import Created, unavailable_as_error
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class ServiceStates:
 
     def __init__(self, tasks: Collection[Any]) -> None:
         self._states: Collection[Any] = tasks.database[f"{tasks.name}_services"]
+        self._created = Created(self._states)  # updated only, never upserted
 
     def get_many(self, services: Iterable[str]) -> dict[str, ServiceState]:
         """The state of each of these services (a service never written: its defaults)."""
@@ -105,20 +106,22 @@ class ServiceStates:
         return {name: found.get(name) or ServiceState(name) for name in names}
 
     def save(self, states: Iterable[ServiceState]) -> None:
-        """Write what the dispatcher saw of these services (one command)."""
-        writes = [UpdateOne({"_id": s.service}, {"$set": s.seen_fields()}, upsert=True)
-                  for s in states]
+        """Write what the dispatcher saw of these services (one command, after inserting
+        the document of a service this process has not written before)."""
+        states = sorted(states, key=lambda s: s.service)
+        writes = [UpdateOne({"_id": s.service}, {"$set": s.seen_fields()}) for s in states]
         if writes:
             with unavailable_as_error():
+                self._created.ensure(s.service for s in states)
                 self._states.bulk_write(writes, ordered=False)
 
     def run_failed(self, service: str, at: datetime) -> None:
         """Remember that a run of the service failed at `at`. Never raises: the failure is
         recorded in the task already, and a breaker that misses one opens one run later."""
         try:
+            self._created.ensure([service])
             self._states.update_one(
-                {"_id": service},
-                {"$push": {"failures": {"$each": [at], "$slice": -KEPT_FAILURES}}}, upsert=True)
+                {"_id": service}, {"$push": {"failures": {"$each": [at], "$slice": -KEPT_FAILURES}}})
         except PyMongoError as ex:
             log.warning("failed run of %s not remembered for its breaker (%s)", service,
                         type(ex).__name__)
