@@ -12,11 +12,15 @@ corrects a service's count when two checks in a row find the same difference and
 of that service moved during either (so a change caught between its two writes is not
 mistaken for drift).
 
-Moves made with `defer` (workers' reports: two of the three count writes of a task) are
-gathered in the process and written together every `flush_s` by a background thread, one
-bulk write for all the services they touch: another process sees them up to `flush_s`
-late, this process's own reads flush first, and `close` writes what is left. A process
-killed before its next flush loses at most flush_s of moves, which the dispatcher's
+Every move is gathered in the process and written in a bulk write with the others gathered
+meanwhile, one update per service they touch. A move made without `defer` (a client's
+change) is written before `moved` returns: the first of the threads waiting writes for all
+of them (a group commit), so concurrent creates share a write instead of queueing on
+their service's one counts document. Moves made with `defer` (workers' reports: two of
+the three count writes of a task) are written within `flush_s` by a background thread, or
+sooner with a write for a client's change: another process sees them up to `flush_s` late,
+this process's own reads flush first, and `close` writes what is left. A process killed
+before its next flush loses at most flush_s of moves, which the dispatcher's
 reconciliation then restores like any other drift.
 """
 
@@ -50,8 +54,10 @@ class TaskCounts:
         self._counts: Collection[Any] = tasks.database[f"{tasks.name}_counts"]
         self._flush_s = flush_s
         self._gathered: dict[str, Counter[str]] = {}
-        self._lock = threading.Condition()  # guards _gathered, _flusher, _closed
-        self._writing = threading.Lock()  # held from taking the gathered moves to writing them
+        self._batch = 0  # the number of the batch being gathered
+        self._lock = threading.Condition()  # guards _gathered, _batch, _flusher, _closed
+        self._writing = threading.Lock()  # held from taking a batch to writing it
+        self._written = -1  # the last batch written (or lost to an error); under _writing
         self._flusher: threading.Thread | None = None
         self._closed = False
         self._created = Created(self._counts, {"version": 0})  # moved by updates only
@@ -67,16 +73,17 @@ class TaskCounts:
         if after is not None:
             delta[after] += n
         moves = {status: d for status, d in delta.items() if d}
-        if moves and not (defer and self._gather(service, moves)):
-            self._write({service: moves})
+        if moves:
+            batch = self._gather(service, moves, defer)
+            if batch is not None:
+                self._write_through(batch)
 
     def flush(self) -> None:
         """Write the deferred moves now; when it returns, every move recorded before the
         call is written (or logged as lost to an error)."""
-        with self._writing:
-            with self._lock:
-                gathered, self._gathered = self._gathered, {}
-            self._write(gathered)
+        with self._lock:
+            batch = self._batch
+        self._write_through(batch)
 
     def close(self) -> None:
         """Stop deferring: write what is gathered; later moves are written at once."""
@@ -143,20 +150,33 @@ class TaskCounts:
         for service, (version, delta) in self.drift().items():
             self.correct(service, version, delta)
 
-    def _gather(self, service: str, moves: Mapping[str, int]) -> bool:
-        """Keep the moves for the flusher (started with the first); False when not
-        deferring (flush_s 0, or closed)."""
+    def _gather(self, service: str, moves: Mapping[str, int], defer: bool) -> int | None:
+        """Add the moves to the batch being gathered: the batch's number, to be written
+        now, or None when deferred to the flusher (started with the first deferred move;
+        not deferring with flush_s 0, or once closed)."""
         with self._lock:
-            if self._flush_s <= 0 or self._closed:
-                return False
-            if not self._gathered:
+            deferred = defer and self._flush_s > 0 and not self._closed
+            if deferred and not self._gathered:
                 self._lock.notify()  # the flusher waits for a first move
             self._gathered.setdefault(service, Counter()).update(moves)
-            if self._flusher is None:
+            if deferred and self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_every, name="task-counts",
                                                  daemon=True)
                 self._flusher.start()
-            return True
+            return None if deferred else self._batch
+
+    def _write_through(self, batch: int) -> None:
+        """Return once the batch numbered `batch` is written. The writers queue for one
+        pen; the first through writes every move gathered so far, those of the threads
+        queued behind it too, which then find theirs written."""
+        with self._writing:
+            if self._written >= batch:
+                return
+            with self._lock:
+                gathered, self._gathered = self._gathered, {}
+                taken, self._batch = self._batch, self._batch + 1
+            self._write(gathered)
+            self._written = taken
 
     def _flush_every(self) -> None:
         """The flusher thread: once moves are gathered, wait flush_s for more, write them."""
