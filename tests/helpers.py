@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -39,6 +40,27 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def at_once(writers: list[tuple[Callable[[], Any], int]]) -> list[BaseException]:
+    """Run each (write, times) in a thread of its own, all starting together; the errors."""
+    barrier = threading.Barrier(len(writers))
+    errors: list[BaseException] = []
+
+    def bump(write: Callable[[], Any], times: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(times):
+                write()
+        except BaseException as ex:  # reported by the caller's assertion
+            errors.append(ex)
+
+    threads = [threading.Thread(target=bump, args=writer) for writer in writers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def running_task(store: TaskStore, service: ServiceConfig) -> str:

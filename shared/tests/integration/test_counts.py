@@ -4,12 +4,14 @@ by counting the tasks themselves and corrected."""
 
 import threading
 from collections import Counter
+from functools import partial
 
 import pytest
 
 from taskmill.config import LifecycleConfig, ServiceConfig
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
+from tests.helpers import at_once
 from tests.system import wait_until
 
 pytestmark = pytest.mark.integration
@@ -84,17 +86,7 @@ def test_the_first_moves_of_a_service_made_at_once_by_many_processes_all_count(m
     try:
         for n in range(20):
             service = f"new{n}"
-            barrier = threading.Barrier(len(stores))
-
-            def first_move(store: TaskStore, service: str, barrier: threading.Barrier) -> None:
-                barrier.wait()
-                store.counts.moved(service, None, Status.READY.value)
-
-            threads = [threading.Thread(target=first_move, args=(s, service, barrier)) for s in stores]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
+            at_once([(partial(s.counts.moved, service, None, Status.READY.value), 1) for s in stores])
             assert stores[0].counts.total(service, Status.READY.value) == len(stores), service
     finally:
         for store in stores:

@@ -3,8 +3,8 @@
 backoff, the services' states the dispatcher writes, and the failed runs the store
 remembers for the breaker."""
 
-import threading
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
@@ -13,7 +13,7 @@ from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
 from taskmill.store.pending import POSITION_CAP
 from taskmill.store.service_states import ServiceState
-from tests.helpers import Clock
+from tests.helpers import Clock, at_once
 
 pytestmark = pytest.mark.integration
 
@@ -152,19 +152,9 @@ def test_failed_runs_reported_at_once_by_many_processes_are_all_remembered(make_
     """Eight stores (as eight api processes) each record a failed run of a service none has
     written before, at once; ten services in turn: the breaker counts every one."""
     stores = [TaskStore(connect(make_config().mongo), clock=clock) for _ in range(8)]
-
-    def fail(store: TaskStore, service: str, barrier: threading.Barrier) -> None:
-        barrier.wait()
-        store.services.run_failed(service, clock())
-
     try:
         for n in range(10):
-            barrier = threading.Barrier(len(stores))
-            threads = [threading.Thread(target=fail, args=(s, f"new{n}", barrier)) for s in stores]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
+            at_once([(partial(s.services.run_failed, f"new{n}", clock()), 1) for s in stores])
             [state] = stores[0].services.get_many([f"new{n}"]).values()
             assert len(state.failures) == len(stores), state.service
     finally:

@@ -1,6 +1,5 @@
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ from taskmill.errors import DependencyUnavailable, StateConflict, TaskNotFound
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
 from taskmill.store.connection import each_by_id
-from tests.helpers import Clock
+from tests.helpers import Clock, at_once
 
 pytestmark = pytest.mark.integration
 
@@ -164,27 +163,6 @@ class BulkWrites:
     def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         return self._collection.bulk_write(*args, **kwargs)
-
-
-def at_once(writers: list[tuple[Callable[[], Any], int]]) -> list[BaseException]:
-    """Run each (write, times) in a thread of its own, all starting together; the errors."""
-    barrier = threading.Barrier(len(writers))
-    errors: list[BaseException] = []
-
-    def bump(write: Callable[[], Any], times: int) -> None:
-        try:
-            barrier.wait()
-            for _ in range(times):
-                write()
-        except BaseException as ex:  # reported by the caller's assertion
-            errors.append(ex)
-
-    threads = [threading.Thread(target=bump, args=writer) for writer in writers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
 
 
 def test_lifecycle_and_fencing(store: TaskStore):

@@ -27,7 +27,7 @@ class Counts:
             self.first_begun.set()
             assert self.let_first_end.wait(10)
         self.writes.append(updates)
-        return BulkWriteResult({}, acknowledged=True)
+        return BulkWriteResult({"nModified": len(updates), "nRemoved": 0}, acknowledged=True)
 
 
 def created(*services: str) -> list[UpdateOne]:

@@ -86,7 +86,7 @@ def one_batch(cursor: Cursor[Task], n: int) -> Cursor[Task]:
     return cursor.limit(-n).batch_size(n)
 
 
-def each_by_id(tasks: Collection[Task], writes: Mapping[str, UpdateOne[Task] | DeleteOne]) -> int:
+def each_by_id(collection: Collection[Any], writes: Mapping[str, UpdateOne[Any] | DeleteOne]) -> int:
     """Make each write (an update or delete whose filter names the _id it is keyed by) in
     one ordered bulk write; return how many documents changed (updated or deleted).
 
@@ -104,7 +104,7 @@ def each_by_id(tasks: Collection[Task], writes: Mapping[str, UpdateOne[Task] | D
         if not ordered:
             break
         try:
-            done = tasks.bulk_write(ordered, ordered=True)
+            done = collection.bulk_write(ordered, ordered=True)
             return changed + done.modified_count + done.deleted_count
         except BulkWriteError as ex:
             [error] = ex.details["writeErrors"]  # ordered: the first failure ends the write

@@ -37,7 +37,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from taskmill.schema import Status
-from taskmill.store.connection import Created, unavailable_as_error
+from taskmill.store.connection import Created, each_by_id, unavailable_as_error
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,8 @@ class TaskCounts:
         not deferring with flush_s 0, or once closed)."""
         with self._lock:
             deferred = defer and self._flush_s > 0 and not self._closed
-            if deferred and not self._gathered:
-                self._lock.notify()  # the flusher waits for a first move
+            if deferred:
+                self._lock.notify()  # the flusher may wait for a first move
             self._gathered.setdefault(service, Counter()).update(moves)
             if deferred and self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_every, name="task-counts",
@@ -191,15 +191,13 @@ class TaskCounts:
 
     def _write(self, moves: Mapping[str, Mapping[str, int]]) -> None:
         """One bulk write of every service's moves; logged, never raised."""
-        # In the order of the services' names, as every process writes them: two batches
-        # never lock the same counts in opposite orders (PostgreSQL would deadlock them).
-        updates = [UpdateOne({"_id": service}, {"$inc": {**delta, "version": 1}})
-                   for service, delta in sorted(moves.items()) if any(delta.values())]
+        updates = {service: UpdateOne({"_id": service}, {"$inc": {**delta, "version": 1}})
+                   for service, delta in moves.items() if any(delta.values())}
         if not updates:
             return
         try:
-            self._created.ensure(moves)
-            self._counts.bulk_write(updates, ordered=False)
+            self._created.ensure(updates)
+            each_by_id(self._counts, updates)  # in _id order, as every process writes them
         except PyMongoError as ex:
             log.warning("task counts of %s not updated (%s); the dispatcher will reconcile them",
                         ", ".join(sorted(moves)), type(ex).__name__)

@@ -23,7 +23,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from taskmill.config import MAX_BREAKER_FAILURES
-from taskmill.store.connection import Created, unavailable_as_error
+from taskmill.store.connection import Created, each_by_id, unavailable_as_error
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,11 @@ class ServiceStates:
     def save(self, states: Iterable[ServiceState]) -> None:
         """Write what the dispatcher saw of these services (one command, after inserting
         the document of a service this process has not written before)."""
-        states = sorted(states, key=lambda s: s.service)
-        writes = [UpdateOne({"_id": s.service}, {"$set": s.seen_fields()}) for s in states]
+        writes = {s.service: UpdateOne({"_id": s.service}, {"$set": s.seen_fields()}) for s in states}
         if writes:
             with unavailable_as_error():
-                self._created.ensure(s.service for s in states)
-                self._states.bulk_write(writes, ordered=False)
+                self._created.ensure(writes)
+                each_by_id(self._states, writes)
 
     def run_failed(self, service: str, at: datetime) -> None:
         """Remember that a run of the service failed at `at`. Never raises: the failure is
