@@ -67,7 +67,7 @@ def running_task(store: TaskStore, service: ServiceConfig) -> str:
     """A new task of `service` in a TaskStore, started, published and reported running
     (attempt 1)."""
     task_id = store.create(service, {}, start=True)["task_id"]
-    store.outbox.mark_published(store.outbox.claim_due(100, 30, service.name))
+    store.outbox.mark_published(store.outbox.due(100, service.name))
     store.report(task_id, Status.RUNNING, attempt=1)
     return task_id
 

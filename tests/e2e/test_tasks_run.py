@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Producer
 from taskmill.codec import TaskMessage
 from taskmill.store import TaskStore, connect
 from tests.helpers import sample_data
+from tests.servers import free_port
 from tests.system import topic_messages, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -148,7 +149,8 @@ def test_a_worker_whose_partition_moves_away_mid_task_and_back_takes_tasks_again
 
 
 def test_three_dispatchers_publish_each_task_once(start_system):
-    """Replicas of the dispatcher claim tasks atomically: one message per task, all run."""
+    """Replicas of the dispatcher relay a service one at a time: one message per task, all
+    run."""
     system = start_system(workers=("slow",))
     system.start_dispatcher("dispatcher-2")
     system.start_dispatcher("dispatcher-3")
@@ -159,3 +161,23 @@ def test_three_dispatchers_publish_each_task_once(start_system):
     messages = topic_messages(system.env["KAFKA_BOOTSTRAP_SERVERS"], system.services["slow"]["topic_name"])
     assert set(messages) == {(task_id, 1) for task_id in ids}
     assert set(messages.values()) == {1}, "a task was published more than once"
+
+
+def test_a_dispatcher_that_stops_hands_its_services_to_another_at_once(start_system):
+    """Two dispatchers, holds of 60 s: the one relaying the service is stopped (SIGTERM),
+    and a task started next runs well before its hold would have ended."""
+    system = start_system(workers=("slow",), lifecycle={"dispatch_claim_s": 60}, metrics=True)
+    system.start_dispatcher("dispatcher-2", metrics_port=free_port())
+    first = system.api.create_task("slow", {}, start=True)
+    assert system.wait_final([first])[0]["status"] == "finished"
+
+    def relaying() -> dict[str, float]:
+        return {proc: value for proc, value in
+                system.metric("taskmill_dispatcher_relaying", service="slow").items()
+                if proc.startswith("dispatcher")}
+
+    [holder] = [proc for proc, value in relaying().items() if value == 1]
+    assert system.stop(holder) == 0
+    after = system.api.create_task("slow", {}, start=True)
+    assert system.wait_final([after], timeout_s=30)[0]["status"] == "finished"
+    assert list(relaying().values()) == [1]

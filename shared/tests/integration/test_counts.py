@@ -37,10 +37,9 @@ def test_totals_follow_every_change_of_status(store: TaskStore):
     for every filter equals the number of tasks that match it."""
     ids = [store.create(AAA if n % 2 else BBB, {}, start=n % 3 > 0)["task_id"] for n in range(12)]
     store.request_start(ids[0])
-    batch = store.outbox.claim_due(100, 30, "aaa") + store.outbox.claim_due(100, 30, "bbb")
+    batch = store.outbox.due(100, "aaa") + store.outbox.due(100, "bbb")
     store.outbox.refuse(batch[0], "too large")
     store.outbox.mark_published(batch[1:5])
-    store.outbox.release(batch[5:])
     for task in batch[1:4]:
         store.report(task["task_id"], Status.RUNNING, attempt=task["attempt"])
     store.report(batch[1]["task_id"], Status.FINISHED, result={}, attempt=batch[1]["attempt"])

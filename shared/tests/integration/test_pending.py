@@ -47,7 +47,7 @@ def test_positions_follow_publication_order(store, clock):
     published = []
     for _ in range(2):
         published.append(store.create(AAA, {}, start=True)["task_id"])
-        store.outbox.mark_published(store.outbox.claim_due(1, 30, "aaa"))
+        store.outbox.mark_published(store.outbox.due(1, "aaa"))
         clock.advance(1)
     queued = []
     for priority in (5, 5, 9):
@@ -68,11 +68,11 @@ def test_positions_follow_publication_order(store, clock):
 
 
 def test_places_are_counted_up_to_the_cap_then_said_to_be_beyond_it(store, clock):
-    """A claim takes its whole batch, past the first reply of a find (101 documents on the
+    """A relay round reads its whole batch, past the first reply of a find (101 documents on the
     local engine); the first POSITION_CAP places are counted in publication order, and a
     task further back, on Kafka or in the outbox, is told it has more ahead."""
     published = [store.create(AAA, {}, start=True)["task_id"] for _ in range(135)]
-    assert store.outbox.mark_published(store.outbox.claim_due(200, 30, "aaa")) == 135
+    assert store.outbox.mark_published(store.outbox.due(200, "aaa")) == 135
     clock.advance(1)
     queued = [store.create(AAA, {}, start=True)["task_id"] for _ in range(10)]
 
@@ -88,14 +88,14 @@ def test_positions_fall_as_tasks_ahead_run(store, clock):
         ids.append(store.create(AAA, {}, start=True)["task_id"])
         clock.advance(1)
     assert explain(store, ids[2:])[ids[2]][1] == 2
-    store.outbox.mark_published(store.outbox.claim_due(1, 30, "aaa"))
+    store.outbox.mark_published(store.outbox.due(1, "aaa"))
     store.report(ids[0], Status.RUNNING, attempt=1)
     assert explain(store, ids[2:])[ids[2]][1] == 1
 
 
 def test_a_retry_in_its_backoff_says_until_when_and_is_remembered_as_a_failed_run(store, clock):
     task_id = store.create(BBB, {}, start=True)["task_id"]
-    store.outbox.mark_published(store.outbox.claim_due(1, 30, "bbb"))
+    store.outbox.mark_published(store.outbox.due(1, "bbb"))
     store.report(task_id, Status.RUNNING, attempt=1)
     store.report(task_id, Status.FAILED, "flaky", attempt=1, retry=True)
     assert explain(store, [task_id])[task_id] == ("retry after 2026-01-01T00:00:30.000Z", None)
@@ -139,7 +139,7 @@ def test_a_task_published_or_taken_after_it_was_read_keeps_its_place(store, cloc
     first, second = ids
     read = store.get_many(ids)
     for _ in ids:  # published one after the other
-        store.outbox.mark_published(store.outbox.claim_due(1, 30, "aaa"))
+        store.outbox.mark_published(store.outbox.due(1, "aaa"))
         clock.advance(1)
     why = store.pending.explain(read)
     assert (why[first], why[second]) == (("queued: no task of aaa ahead", 0),

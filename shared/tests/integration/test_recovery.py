@@ -33,7 +33,7 @@ def store(make_config, clock):
 
 
 def publish(store: TaskStore, service: str = "aaa") -> list[dict]:
-    due = store.outbox.claim_due(100, 30, service)
+    due = store.outbox.due(100, service)
     assert store.outbox.mark_published(due) == len(due)
     return due
 

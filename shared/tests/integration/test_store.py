@@ -169,10 +169,10 @@ def test_lifecycle_and_fencing(store: TaskStore):
     """Start, publish, run and finish; stale attempts and illegal moves are refused."""
     task_id = store.create(AAA, {})["task_id"]
     store.request_start(task_id)
-    [claimed] = store.outbox.claim_due(10, 30, "aaa")
-    assert claimed["task_id"] == task_id
-    assert store.outbox.claim_due(10, 30, "aaa") == []  # claimed: nobody else takes it
-    assert store.outbox.mark_published([claimed]) == 1
+    [due] = store.outbox.due(10, "aaa")
+    assert due["task_id"] == task_id
+    assert store.outbox.mark_published([due]) == 1
+    assert store.outbox.due(10, "aaa") == []  # published: out of the outbox
     with pytest.raises(StateConflict, match="cannot go from waiting to finished"):
         store.report(task_id, Status.FINISHED, attempt=1)
     with pytest.raises(StateConflict, match="attempt 0 .* is stale"):
@@ -208,8 +208,7 @@ def task_in(store: TaskStore, status: Status) -> str:
     """A task brought to status at attempt 1 the way the system does it."""
     task_id = store.create(AAA, {})["task_id"]
     store.request_start(task_id)
-    [claimed] = store.outbox.claim_due(10, 30, "aaa")
-    store.outbox.mark_published([claimed])
+    store.outbox.mark_published(store.outbox.due(10, "aaa"))
     if status in (Status.RUNNING, Status.FINISHED):
         store.report(task_id, Status.RUNNING, attempt=1)
     if status in (Status.FINISHED, Status.FAILED):
@@ -273,7 +272,7 @@ def test_run_times_are_of_the_last_finished_runs(make_config):
         for seconds, status in ((1, Status.FINISHED), (10, Status.FINISHED), (2, Status.FINISHED),
                                 (30, Status.FAILED), (40, None)):
             task_id = store.create(AAA, {}, start=True)["task_id"]
-            store.outbox.mark_published(store.outbox.claim_due(1, 30, "aaa"))
+            store.outbox.mark_published(store.outbox.due(1, "aaa"))
             store.report(task_id, Status.RUNNING, attempt=1)
             clock.advance(seconds)
             if status is not None:

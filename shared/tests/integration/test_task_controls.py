@@ -34,7 +34,7 @@ def store(make_config, clock):
 
 def waiting_task(store: TaskStore) -> str:
     task_id = store.create(AAA, {}, start=True)["task_id"]
-    store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
+    store.outbox.mark_published(store.outbox.due(10, "aaa"))
     assert store.get(task_id)["status"] == Status.WAITING
     return task_id
 
@@ -59,7 +59,7 @@ def test_a_task_not_yet_running_ends_failed_at_once(store, state):
     # Its message, if on Kafka, reaches a worker that reports running: refused, nothing moves.
     with pytest.raises(StateConflict, match="cancelled"):
         store.report(task_id, Status.RUNNING, attempt=task["attempt"])
-    assert store.outbox.claim_due(10, 30, "aaa") == []
+    assert store.outbox.due(10, "aaa") == []
     assert store.get(task_id) == task
 
 
@@ -125,7 +125,7 @@ def test_a_cancelled_task_can_be_started_again(store):
     task = store.get(task_id)
     assert (task["status"], task["attempt"], task["cancelled"], task["cancel_message"]) == \
         ("ready", 2, False, None)
-    store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
+    store.outbox.mark_published(store.outbox.due(10, "aaa"))
     store.report(task_id, Status.RUNNING, attempt=2)
     assert store.heartbeat(task_id, attempt=2)["cancel"] is False
     assert store.report(task_id, Status.FINISHED, result={"ok": 1}, attempt=2)["status"] == "finished"

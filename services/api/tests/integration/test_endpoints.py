@@ -70,7 +70,7 @@ def test_the_originals_requests_get_the_originals_answers(client, store):
     # 1.6 start, then a worker's 1.3 updates, then 1.4 result and 1.2 status
     assert post(client, "/api/start_task", {"task_id": task_id}).json == \
         {"result": "ok", "task_id": task_id}
-    store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
+    store.outbox.mark_published(store.outbox.due(10, "aaa"))
     assert report(client, task_id, "running", message="msg").json == \
         {"result": "ok", "status": {"task_id": task_id, "status": "running"}}
     report(client, task_id, "finished", result={"x": "x"})
@@ -100,7 +100,7 @@ def test_status_task_answers_in_order_with_invalid_for_unknown(client):
 def test_create_and_start_in_one_call(client, store):
     """`start: true` records the start so the dispatcher picks the task up."""
     task_id = create(client, start=True)
-    [due] = store.outbox.claim_due(10, 30, "aaa")
+    [due] = store.outbox.due(10, "aaa")
     assert due["task_id"] == task_id and due["attempt"] == 1
 
 
@@ -296,7 +296,7 @@ def test_cancel_task_answers_the_status_it_left_and_refuses_what_it_cannot(clien
 
 def test_a_running_tasks_heartbeat_answers_cancel(client, store):
     task_id = create(client, start=True)
-    store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
+    store.outbox.mark_published(store.outbox.due(10, "aaa"))
     report(client, task_id, "running", attempt=1)
     beat = {"data": {"task_id": task_id, "attempt": 1}}
     assert post(client, "/api/heartbeat_task", beat).json["status"]["cancel"] is False
@@ -351,7 +351,7 @@ def check_service_stats(client, store, now):
 
     def run(outcome, seconds):
         task_id = create(client, start=True)
-        store.outbox.mark_published(store.outbox.claim_due(10, 30, "aaa"))
+        store.outbox.mark_published(store.outbox.due(10, "aaa"))
         report(client, task_id, "running")
         now[0] += timedelta(seconds=seconds)
         report(client, task_id, outcome, **({"message": "no"} if outcome == "failed" else {}))

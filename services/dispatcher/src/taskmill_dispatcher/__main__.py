@@ -16,6 +16,7 @@ from taskmill.errors import DependencyUnavailable
 from taskmill.health import Liveness, serve
 from taskmill.kafka import common_conf
 from taskmill.logs import setup_logging
+from taskmill.schema import utcnow
 from taskmill.store import TaskStore
 from taskmill_dispatcher import metrics
 from taskmill_dispatcher.capacity import Capacity
@@ -23,6 +24,7 @@ from taskmill_dispatcher.groups import GroupMembers
 from taskmill_dispatcher.producers import Producers
 from taskmill_dispatcher.recovery import Recovery
 from taskmill_dispatcher.relay import Relay, delivery_timeout_s
+from taskmill_dispatcher.relay_holds import RelayHolds
 from taskmill_dispatcher.retention import Retention
 from taskmill_dispatcher.stats import TaskStats
 from taskmill_dispatcher.topics import ensure_topics
@@ -49,7 +51,8 @@ class Dispatcher:
         self._admin = admin
         capacity = Capacity(config, members, store)
         self._watch = ServiceWatch(config, store, capacity)
-        self._relay = Relay(config, store, producer, capacity, self._watch)
+        self._holds = RelayHolds(store.services, config.lifecycle.dispatch_claim_s, utcnow)
+        self._relay = Relay(config, store, producer, capacity, self._watch, self._holds)
         self._recovery = Recovery(config, store)
         self._retention = Retention(config, store)
         self._stats = TaskStats(config, store, capacity.run_times)
@@ -91,8 +94,16 @@ class Dispatcher:
             else:
                 self.stopping.wait(idle_s)
         self._producer.flush(self._config.lifecycle.shutdown_grace_s)
+        self._let_go()
         metrics.UP.set(0)
         log.info("dispatcher stopped")
+
+    def _let_go(self) -> None:
+        """Let the other dispatchers take this one's services over at once."""
+        try:
+            self._holds.let_go()
+        except DependencyUnavailable as ex:  # they take over when the holds end
+            log.warning("services' relays not let go (%s)", ex)
 
     def _ensure_indexes(self) -> bool:
         self._store.ensure_indexes()

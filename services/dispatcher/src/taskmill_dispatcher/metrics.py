@@ -15,11 +15,14 @@ START_TO_PUBLISH_SECONDS = Histogram(
     "taskmill_dispatcher_start_to_publish_seconds",
     "Time from a recorded start to the broker's confirmation.", ["service"],
     buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
-BATCH_SIZE = Histogram("taskmill_dispatcher_batch_size", "Tasks claimed per relay round.",
+BATCH_SIZE = Histogram("taskmill_dispatcher_batch_size", "Tasks read to publish per relay round.",
                        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500))
 LOOP_ERRORS = Counter("taskmill_dispatcher_loop_errors_total",
                       "Relay rounds that failed on a dependency.", ["dependency"])
 UP = Gauge("taskmill_dispatcher_up", "1 while the relay loop runs.")
+RELAYING = Gauge("taskmill_dispatcher_relaying",
+                 "1 for each service whose outbox this dispatcher relays (holds), 0 for one another "
+                 "dispatcher holds.", ["service"])
 RECOVERED = Counter("taskmill_dispatcher_recovered_total",
                     "Tasks whose lease expired, by what became of them (requeued, failed, "
                     "cancelled: a cancelled run its worker did not stop within cancel_grace_s).",

@@ -1,10 +1,11 @@
-"""The outbox relay: claim started tasks, publish them, record the broker's confirmation.
+"""The outbox relay: read started tasks, publish them, record the broker's confirmation.
 
-Each service gets no more published tasks than its workers can take soon (see
-`capacity`) and its circuit breaker allows (see `watch` and `breaker`): the rest of its
-backlog waits in the store, where each claim takes the highest priority first, so a
-priority task started behind a long backlog is published at the next free place instead
-of behind it.
+A dispatcher relays only the services it holds (`relay_holds`: one dispatcher at a time
+per service), so what it reads to publish is its own without a write per task. Each
+service gets no more published tasks than its workers can take soon (see `capacity`) and
+its circuit breaker allows (see `watch` and `breaker`): the rest of its backlog waits in
+the store, where each round reads the highest priority first, so a priority task started
+behind a long backlog is published at the next free place instead of behind it.
 
 One task never stops the others: a message the broker (or the producer, before sending)
 refuses for what it is, too large or not encodable, ends its task failed with the reason
@@ -42,6 +43,12 @@ class Watch(Protocol):
     def published(self, service: str, tasks: Sequence[Task]) -> None: ...
 
     def not_published(self, service: str, error: str) -> None: ...
+
+
+class Holds(Protocol):
+    """Which services this dispatcher relays (`relay_holds.RelayHolds`)."""
+
+    def holds(self, service: str) -> bool: ...
 
 
 class Producer(Protocol):
@@ -82,8 +89,9 @@ class _Outcome:
 def delivery_timeout_s(config: Config) -> float:
     """How long the broker may take to confirm a message.
 
-    Publication must settle well within a claim, or a second dispatcher could take the
-    task over while this one still waits for the broker.
+    Publication must settle well within a service's relay hold (renewed with four fifths
+    left: `relay_holds`), or a second dispatcher could take the service over and publish
+    the task again while this one still waits for the broker.
     """
     return config.lifecycle.dispatch_claim_s * 0.7
 
@@ -92,29 +100,30 @@ class Relay:
     """Moves started tasks from the store to their services' topics, at least once."""
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
-                 capacity: Callable[[], Mapping[str, int]], watch: Watch, batch_size: int = 200,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 capacity: Callable[[], Mapping[str, int]], watch: Watch, holds: Holds,
+                 batch_size: int = 200, clock: Callable[[], datetime] = utcnow) -> None:
         self._config = config
         self._store = store
         self._producer = producer
         self._capacity = capacity
         self._watch = watch
+        self._holds = holds
         self._batch_size = batch_size
         self._clock = clock
-        # Services whose last claim filled their room: more may be due as soon as there is room.
+        # Services whose last batch filled their room: more may be due as soon as there is room.
         self._backlogged: set[str] = set()
         # The producer fails a message after delivery_timeout_s; wait a little longer.
         self._flush_timeout_s = delivery_timeout_s(config) + 1.0
 
     @property
     def backlogged(self) -> bool:
-        """Whether a service had more due tasks than room at its last claim (its workers
+        """Whether a service had more due tasks than room at its last round (its workers
         will make room soon: worth looking again before the idle wait)."""
         return bool(self._backlogged)
 
     def run_once(self) -> int:
         """Publish one batch of due tasks; return how many the broker confirmed."""
-        tasks = self._claim()
+        tasks = self._due()
         if not tasks:
             return 0
         metrics.BATCH_SIZE.observe(len(tasks))
@@ -123,8 +132,8 @@ class Relay:
         confirmed = [o.task for o in outcomes if o.confirmed]
         refused = [o for o in outcomes if o.refused]
         failed = [o for o in outcomes if not o.confirmed and not o.refused]
-        if failed:
-            self._release(failed)
+        for outcome in failed:
+            self._not_published(outcome)
         for outcome in refused:
             self._refuse(outcome.task, str(outcome.refused))
         self._store.outbox.mark_published(confirmed)
@@ -139,15 +148,18 @@ class Relay:
             self._watch.published(service, tasks)
         return len(confirmed)
 
-    def _claim(self) -> list[Task]:
-        """Claim each service's due tasks, as many as it has room for, once it has taken
-        half of what it was given."""
+    def _due(self) -> list[Task]:
+        """The due tasks of each service this dispatcher relays, as many as it has room
+        for, once it has taken half of what it was given."""
         capacity = self._capacity()
         if not self._store.outbox.any_due():
             self._backlogged.clear()
             return []
-        claimed: list[Task] = []
+        due: list[Task] = []
         for service in self._config.services:
+            if not self._holds.holds(service):  # another dispatcher relays it
+                self._backlogged.discard(service)
+                continue
             cap = capacity.get(service, 1)
             # Topped up once half is taken: fewer, larger batches than one task at a time.
             waiting = self._store.outbox.in_flight(service, at_most=cap // 2 + 1)
@@ -157,14 +169,13 @@ class Relay:
             if room <= 0:  # paused by its breaker
                 self._backlogged.discard(service)
                 continue
-            tasks = self._store.outbox.claim_due(room, self._config.lifecycle.dispatch_claim_s,
-                                                 service)
+            tasks = self._store.outbox.due(room, service)
             if len(tasks) == room:
                 self._backlogged.add(service)
             else:
                 self._backlogged.discard(service)
-            claimed += tasks
-        return claimed
+            due += tasks
+        return due
 
     def _produce(self, task: Task) -> _Outcome:
         service = self._config.service(task["service"])
@@ -193,11 +204,11 @@ class Relay:
         log.error("task failed: %s", reason, extra=task_fields(task))
         self._store.outbox.refuse(task, reason)
 
-    def _release(self, failed: list[_Outcome]) -> None:
-        for outcome in failed:
-            task = outcome.task
-            error = str(outcome.error or "no answer from the broker")
-            metrics.PUBLISH_FAILURES.labels(task["service"]).inc()
-            log.warning("publication not confirmed (%s); will retry", error, extra=task_fields(task))
-            self._watch.not_published(task["service"], error)
-        self._store.outbox.release([o.task for o in failed])
+    def _not_published(self, outcome: _Outcome) -> None:
+        """A task whose message the broker did not confirm stays in the outbox: due again
+        next round."""
+        task = outcome.task
+        error = str(outcome.error or "no answer from the broker")
+        metrics.PUBLISH_FAILURES.labels(task["service"]).inc()
+        log.warning("publication not confirmed (%s); will retry", error, extra=task_fields(task))
+        self._watch.not_published(task["service"], error)

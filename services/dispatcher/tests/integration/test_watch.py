@@ -55,7 +55,7 @@ def test_the_breaker_opens_pauses_one_service_half_opens_and_closes(system):
     watch.refresh()
     assert store.services.get_many(["aaa"])["aaa"].breaker.state == BreakerState.HALF_OPEN
     assert watch.room("aaa", 10) == 1
-    [trial] = store.outbox.claim_due(1, 30, "aaa")
+    [trial] = store.outbox.due(1, "aaa")
     store.outbox.mark_published([trial])
     watch.published("aaa", [trial])
     assert watch.room("aaa", 10) == 0  # one at a time

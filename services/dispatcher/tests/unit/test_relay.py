@@ -19,14 +19,16 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 def task(n: int, condition=None) -> dict:
     return {"task_id": f"ts_aaa_{n:032x}", "service": "aaa", "source_name": "mongo",
             "condition": condition or {"n": n}, "attempt": 1, "status": "ready",
-            "start_requested_at": NOW, "claim_token": "t"}
+            "start_requested_at": NOW}
 
 
 class Outbox:
+    """Due tasks (`batch`) leave it once published or refused."""
+
     def __init__(self, batch, in_flight=None):
-        self.batch, self.published, self.refused, self.released = batch, [], [], []
+        self.batch, self.published, self.refused = batch, [], []
         self.waiting = dict(in_flight or {})
-        self.asked: dict[str, int] = {}  # service -> the room a claim asked for
+        self.asked: dict[str, int] = {}  # service -> the room a round asked for
         self.reads = 0
 
     def any_due(self):
@@ -37,21 +39,28 @@ class Outbox:
         self.reads += 1
         return min(self.waiting.get(service, 0), at_most)
 
-    def claim_due(self, limit, claim_s, service):
+    def due(self, limit, service):
         self.reads += 1
         self.asked[service] = limit
-        mine = [t for t in self.batch if t["service"] == service][:limit]
-        self.batch = [t for t in self.batch if t not in mine]
-        return mine
+        return [t for t in self.batch if t["service"] == service][:limit]
 
     def mark_published(self, tasks):
         self.published += [t["task_id"] for t in tasks]
+        self.batch = [t for t in self.batch if t not in tasks]
 
     def refuse(self, task, reason):
         self.refused.append((task["task_id"], reason))
+        self.batch.remove(task)
 
-    def release(self, tasks):
-        self.released += [t["task_id"] for t in tasks]
+
+class Holds:
+    """This dispatcher holds the services in `held`."""
+
+    def __init__(self, held=("aaa", "bbb")):
+        self.held = set(held)
+
+    def holds(self, service):
+        return service in self.held
 
 
 class Watch:
@@ -100,17 +109,17 @@ class Producer:
 def run(batch, watch=None):
     outbox = Outbox(batch)
     relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(), lambda: {"aaa": 100},
-                  watch or Watch(), clock=lambda: NOW)
+                  watch or Watch(), Holds(), clock=lambda: NOW)
     confirmed = relay.run_once()
     return confirmed, outbox
 
 
 def test_a_service_gets_only_the_room_its_workers_have():
-    """Capacity minus what is published and untaken is claimed, per service, once at most
-    half of it is untaken; a claim that fills the room says more may be due."""
+    """Capacity minus what is published and untaken is read, per service, once at most
+    half of it is untaken; a round that fills the room says more may be due."""
     outbox = Outbox([task(n) for n in range(10)], in_flight={"aaa": 3, "bbb": 2})
     relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(),
-                  lambda: {"aaa": 6, "bbb": 2}, Watch(), clock=lambda: NOW)
+                  lambda: {"aaa": 6, "bbb": 2}, Watch(), Holds(), clock=lambda: NOW)
     assert relay.run_once() == 3
     assert outbox.asked == {"aaa": 3} and relay.backlogged
     outbox.waiting = {"aaa": 4, "bbb": 2}
@@ -123,11 +132,11 @@ def test_a_service_gets_only_the_room_its_workers_have():
     assert relay.run_once() == 1 and not relay.backlogged  # the last one: room to spare
 
 
-def test_an_idle_round_reads_the_store_once_and_a_start_is_claimed_the_next():
+def test_an_idle_round_reads_the_store_once_and_a_start_is_published_the_next():
     """With nothing due the relay asks the store once, not twice per service."""
     outbox = Outbox([])
     relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(), lambda: {"aaa": 4},
-                  Watch(), clock=lambda: NOW)
+                  Watch(), Holds(), clock=lambda: NOW)
     assert relay.run_once() == 0 and outbox.reads == 1 and outbox.asked == {}
     outbox.batch = [task(1)]
     assert relay.run_once() == 1 and outbox.published == [task(1)["task_id"]]
@@ -143,7 +152,7 @@ def test_each_message_of_a_batch_gets_what_its_answer_calls_for():
     assert confirmed == 2 and outbox.published == [ok["task_id"], last["task_id"]]
     assert watch.confirmed == {"aaa": outbox.published}
     assert len(watch.errors["aaa"]) == 2  # the unanswered ones: the broker's health
-    assert outbox.released == [timeout["task_id"], full["task_id"]]
+    assert [t["task_id"] for t in outbox.batch] == [timeout["task_id"], full["task_id"]]  # due again
     refused = dict(outbox.refused)
     assert set(refused) == {too_large["task_id"], invalid["task_id"], unencodable["task_id"]}
     assert "refused the task's message" in refused[too_large["task_id"]]
@@ -155,9 +164,23 @@ def test_a_service_paused_by_its_breaker_gets_nothing_and_others_go_on():
     outbox = Outbox([task(1), task(2), bbb])
     watch = Watch(limits={"aaa": 0})
     relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(),
-                  lambda: {"aaa": 10, "bbb": 10}, watch, clock=lambda: NOW)
+                  lambda: {"aaa": 10, "bbb": 10}, watch, Holds(), clock=lambda: NOW)
     assert relay.run_once() == 1
     assert outbox.asked == {"bbb": 10} and watch.confirmed == {"bbb": [bbb["task_id"]]}
     assert not relay.backlogged  # a paused service is not worth looking at again soon
     watch.limits = {"aaa": 1}  # half open: one trial
     assert relay.run_once() == 1 and outbox.asked["aaa"] == 1
+
+
+def test_only_the_services_this_dispatcher_holds_are_relayed():
+    """Another dispatcher relays bbb: its tasks are not even read here, and nothing says
+    more of them may be due."""
+    bbb = {**task(9), "task_id": f"ts_bbb_{9:032x}", "service": "bbb"}
+    outbox = Outbox([task(1), bbb])
+    holds = Holds(held=["aaa"])
+    relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), Producer(),
+                  lambda: {"aaa": 4, "bbb": 4}, Watch(), holds, clock=lambda: NOW)
+    assert relay.run_once() == 1 and outbox.published == [task(1)["task_id"]]
+    assert outbox.asked == {"aaa": 4} and not relay.backlogged
+    holds.held = {"aaa", "bbb"}  # the other let go
+    assert relay.run_once() == 1 and outbox.published[-1] == bbb["task_id"]

@@ -2,9 +2,8 @@
 
 A task's `_id` is its task_id: the one unique key, served by the primary index of every
 engine. A task in the outbox (started, not yet published) is due for publication at
-`start_requested_at` (a retry's backoff puts that in the future); a dispatcher's claim on
-it is `claim_until` and `claim_token`. Entering or leaving the outbox sets them together
-and always drops the claim. A running task asked to stop holds `cancel_message` (what it
+`start_requested_at` (a retry's backoff puts that in the future); entering or leaving the
+outbox sets both together. A running task asked to stop holds `cancel_message` (what it
 will end with); a task that ended so has `cancelled` true.
 """
 
@@ -49,18 +48,17 @@ STATUS_FIELDS = {"_id": 0, "task_id": 1, "status": 1, "status_message": 1, "star
                  "end_time": 1, "attempt": 1, "progress": 1, "cancelled": 1, "service": 1,
                  "outbox": 1, "start_requested_at": 1, "update_time": 1}
 LIST_FIELDS = {"_id": 0, "task_id": 1, "service": 1, "status": 1, "condition": 1, "create_time": 1}
-# What a dispatcher needs of a claimed task: everything but the history.
+# What a dispatcher needs of a task it publishes: everything but the history.
 RELAY_FIELDS = {"_id": 0, "history": 0}
 
-UNCLAIMED: dict[str, Any] = {"claim_until": None, "claim_token": None}
 # No cancellation asked of the current run, and the task did not end cancelled.
 NOT_CANCELLED: dict[str, Any] = {"cancel_message": None, "cancelled": False}
-UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None, **UNCLAIMED}
+UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None}
 
 
 def queued(at: datetime) -> dict[str, Any]:
     """The fields of a task in the outbox, due for publication at `at`."""
-    return {"outbox": True, "start_requested_at": at, **UNCLAIMED}
+    return {"outbox": True, "start_requested_at": at}
 
 
 def list_index(service: str | None, status: str | None) -> tuple[dict[str, str], str]:

@@ -1,19 +1,18 @@
-"""The dispatcher's outbox: started tasks, claimed in batches, published, then waiting.
+"""The dispatcher's outbox: started tasks, read in batches, published, then waiting.
 
-Every command here covers a whole batch: a claim is one read of a service's due tasks'
-ids in publication order, highest priority first, then oldest start (served by the
-priority index, sort included; `one_batch`) and one bulk write
-that claims those still unclaimed under a token of this claim (an update per task, by its
-_id: see `each_by_id`), then one read of what the token holds (another dispatcher may have
-been first to some); the confirmation of a batch is one bulk write per (service, previous
-status) of its tasks, so that the counts move by exactly what changed. `in_flight`
-counts what a service has on Kafka (published, not yet taken), which the relay keeps
-under its workers' capacity.
+One dispatcher at a time relays a service's outbox (it holds the service's relay:
+`ServiceStates.hold_relay`), so a batch is one read of the service's due tasks in
+publication order, highest priority first, then oldest start (served by the priority
+index, sort included; `one_batch`), with no write to mark them taken. The confirmation
+of a batch is one bulk write per (service, previous status) of its tasks (an update per
+task, by its _id: see `each_by_id`), each conditional on the task still being in the
+outbox at the attempt that was published, so that the counts move by exactly what
+changed. `in_flight` counts what a service has on Kafka (published, not yet taken), which
+the relay keeps under its workers' capacity.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -31,7 +30,6 @@ from taskmill.store.documents import (
     PUBLISH_ORDER,
     RELAY_FIELDS,
     SERVICE_STATUS_INDEX,
-    UNCLAIMED,
     UNQUEUED,
     Task,
     ended_failed,
@@ -42,16 +40,14 @@ Clock = Callable[[], datetime]
 
 
 class Outbox:
-    """Started tasks awaiting publication, and the dispatchers' claims on them."""
+    """Started tasks awaiting publication."""
 
     def __init__(self, tasks: Collection[Task], counts: TaskCounts, clock: Clock,
-                 waiting_timeout_s: float, token_factory: Callable[[], str] = lambda: uuid.uuid4().hex
-                 ) -> None:
+                 waiting_timeout_s: float) -> None:
         self._tasks = tasks
         self._counts = counts
         self._clock = clock
         self._waiting_timeout = timedelta(seconds=waiting_timeout_s)
-        self._new_token = token_factory
 
     def any_due(self) -> bool:
         """Whether any task of any service may be due for publication (one indexed read:
@@ -60,28 +56,20 @@ class Outbox:
             return self._tasks.find_one(_due(self._clock()), {"_id": 1},
                                         hint=OUTBOX_INDEX[0]) is not None
 
-    def claim_due(self, limit: int, claim_s: float, service: str) -> list[Task]:
-        """Claim up to `limit` tasks of `service` due for publication, highest priority
-        first, then oldest start."""
-        now = self._clock()
-        due = {**_due(now), "service": service,
-               "$or": [{"claim_until": None}, {"claim_until": {"$lt": now}}]}
-        token = self._new_token()
+    def due(self, limit: int, service: str) -> list[Task]:
+        """Up to `limit` tasks of `service` due for publication, highest priority first, then
+        oldest start. Only the dispatcher that holds the service's relay reads them to
+        publish: nothing marks them taken."""
         with unavailable_as_error():
-            ids = [t["_id"] for t in one_batch(self._tasks.find(due, {"_id": 1})
-                                               .sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]), limit)]
-            if not ids:
-                return []
-            claim = {"$set": {"claim_until": now + timedelta(seconds=claim_s), "claim_token": token}}
-            each_by_id(self._tasks, {task_id: UpdateOne({**due, "_id": task_id}, claim) for task_id in ids})
-            claimed = list(self._tasks.find({"_id": {"$in": ids}, "claim_token": token}, RELAY_FIELDS))
-        order = {task_id: n for n, task_id in enumerate(ids)}
-        return sorted(claimed, key=lambda task: order[task["task_id"]])
+            return list(one_batch(self._tasks.find({**_due(self._clock()), "service": service},
+                                                   RELAY_FIELDS)
+                                  .sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]), limit))
 
     def mark_published(self, published: Sequence[Task]) -> int:
-        """Record that the broker confirmed the messages of these claimed tasks: they wait for
-        a worker. Return how many changed (a task a worker already reported running, which
-        took it out of the outbox, has nothing left to record)."""
+        """Record that the broker confirmed the messages of these tasks: they wait for a
+        worker. Return how many changed (a task that left the outbox meanwhile, reported
+        running by a worker, cancelled, or started again at a later attempt, has nothing
+        left to record)."""
         now = self._clock()
         batches: dict[tuple[str, str], list[Task]] = defaultdict(list)
         for task in published:
@@ -95,32 +83,24 @@ class Outbox:
         return changed
 
     def _published(self, task: Task, now: datetime) -> UpdateOne[Task]:
-        """The update of a claimed task whose message the broker confirmed: it waits."""
-        return UpdateOne({"_id": task["task_id"], "claim_token": task["claim_token"], "outbox": True,
+        """The update of a task whose message the broker confirmed: it waits."""
+        return UpdateOne({"_id": task["task_id"], "outbox": True, "attempt": task["attempt"],
                           "status": task["status"]},
                          {"$set": {"status": Status.WAITING.value, **UNQUEUED, "update_time": now,
                                    "lease_until": now + self._waiting_timeout},
                           "$push": {"history": event(Status.WAITING, now, task["attempt"], None)}})
 
     def refuse(self, task: Task, reason: str) -> bool:
-        """End a claimed task failed: its message can never be published (reason says why)."""
+        """End a task failed: its message can never be published (reason says why)."""
         now = self._clock()
         with unavailable_as_error():
             done = self._tasks.update_one(
-                {"_id": task["task_id"], "claim_token": task["claim_token"], "outbox": True},
+                {"_id": task["task_id"], "outbox": True, "attempt": task["attempt"],
+                 "status": task["status"]},
                 ended_failed(reason, now, task["attempt"]))
         if done.modified_count:
             self._counts.moved(task["service"], task["status"], Status.FAILED.value)
         return bool(done.modified_count)
-
-    def release(self, claimed: Sequence[Task]) -> None:
-        """Give claimed tasks back to the outbox (their publication failed)."""
-        if not claimed:
-            return
-        unclaim = {t["task_id"]: UpdateOne({"_id": t["task_id"], "claim_token": t["claim_token"]},
-                                           {"$set": UNCLAIMED}) for t in claimed}
-        with unavailable_as_error():
-            each_by_id(self._tasks, unclaim)
 
     def in_flight(self, service: str, at_most: int | None = None) -> int:
         """How many tasks of the service are published and not yet taken by a worker

@@ -7,6 +7,10 @@ the broker confirms the service's messages (since when it has not), and the serv
 circuit breaker. The store appends the time of every failed run a worker reports
 (`run_failed`, the last `KEPT_FAILURES`), which is what the breaker counts. The api reads
 them to say why a started task is not running yet (`pending`).
+
+The document also says which dispatcher relays the service's outbox (`relay`: its holder
+and until when): one at a time, so that two dispatchers never publish the same task and
+none has to mark each task it is about to publish as its own (`hold_relay`).
 """
 
 from __future__ import annotations
@@ -90,6 +94,14 @@ class ServiceState:
                 "breaker": {**asdict(self.breaker), "state": self.breaker.state.value}}
 
 
+@dataclass(frozen=True)
+class RelayHold:
+    """Who relays a service's outbox, until when (holder None: nobody)."""
+
+    holder: str | None
+    until: datetime | None
+
+
 class ServiceStates:
     """The services collection beside the tasks collection (`<tasks>_services`)."""
 
@@ -124,3 +136,23 @@ class ServiceStates:
         except PyMongoError as ex:
             log.warning("failed run of %s not remembered for its breaker (%s)", service,
                         type(ex).__name__)
+
+    def hold_relay(self, service: str, holder: str, now: datetime, until: datetime) -> RelayHold:
+        """Take or renew the relay of the service's outbox for `holder` until `until`, unless
+        another holder's hold lasts past `now`: who holds it after this (one conditional
+        update; a refused one reads the other's hold)."""
+        free = [{"relay.holder": holder}, {"relay": None}, {"relay.until": {"$lt": now}}]
+        with unavailable_as_error():
+            self._created.ensure([service])
+            taken = self._states.update_one({"_id": service, "$or": free},
+                                            {"$set": {"relay": {"holder": holder, "until": until}}})
+            if taken.matched_count:
+                return RelayHold(holder, until)
+            doc = self._states.find_one({"_id": service}, {"relay": 1}) or {}
+        relay = doc.get("relay") or {}
+        return RelayHold(relay.get("holder"), relay.get("until"))
+
+    def let_go_relay(self, service: str, holder: str) -> None:
+        """Give up the holder's relay of the service (another dispatcher may take it now)."""
+        with unavailable_as_error():
+            self._states.update_one({"_id": service, "relay.holder": holder}, {"$set": {"relay": None}})

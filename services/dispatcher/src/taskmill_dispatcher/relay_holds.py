@@ -1,0 +1,86 @@
+"""Which services' outboxes this dispatcher relays.
+
+Dispatchers share the services one at a time each: the one that holds a service's relay
+(a hold on the service's document, `lifecycle.dispatch_claim_s` long) is the only one that
+publishes its tasks, so no task needs a write to mark it taken before it is published. A
+hold is renewed once a fifth of it has passed, in the round that uses it: a relay round
+that starts with at least four fifths left settles its publications (within
+`delivery_timeout_s`, seven tenths) while it still holds the service. Another dispatcher
+asks again every ASK_AGAIN_S while the hold it was refused lasts (two reads and no change),
+and takes the service over once it is let go or ends unrenewed: a dispatcher that stops
+lets go of its services, which move within a second; after a crash, the service's new
+starts wait at most one hold.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from taskmill.store.service_states import RelayHold
+from taskmill_dispatcher import metrics
+
+# A hold with less than this share of its length left is renewed before it is used.
+RENEW_BELOW = 0.8
+# How often a dispatcher refused a service asks again while the other's hold lasts.
+ASK_AGAIN_S = 1.0
+
+
+class Holds(Protocol):
+    """The part of the store the holds are kept in (`ServiceStates`)."""
+
+    def hold_relay(self, service: str, holder: str, now: datetime, until: datetime) -> RelayHold: ...
+
+    def let_go_relay(self, service: str, holder: str) -> None: ...
+
+
+def holder_name() -> str:
+    """This process among the dispatchers: host, pid and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class RelayHolds:
+    """This dispatcher's holds on services' relays, as last written or refused."""
+
+    def __init__(self, holds: Holds, hold_s: float, clock: Callable[[], datetime],
+                 holder: str | None = None) -> None:
+        self._holds = holds
+        self._length = timedelta(seconds=hold_s)
+        self._clock = clock
+        self.holder = holder or holder_name()
+        self._mine: dict[str, datetime] = {}  # service -> until when this one holds it
+        self._theirs: dict[str, datetime] = {}  # service -> when to ask again
+
+    def holds(self, service: str) -> bool:
+        """Whether this dispatcher relays the service now: its hold is fresh, or it takes or
+        renews it (one write), unless it was refused the service less than ASK_AGAIN_S ago
+        and the other's hold has not ended since."""
+        now = self._clock()
+        mine = self._mine.get(service)
+        if mine is not None and mine - now >= self._length * RENEW_BELOW:
+            return True
+        ask_at = self._theirs.get(service)
+        if ask_at is not None and now < ask_at:
+            return False
+        hold = self._holds.hold_relay(service, self.holder, now, now + self._length)
+        if hold.holder == self.holder and hold.until is not None:
+            self._mine[service] = hold.until
+            self._theirs.pop(service, None)
+            metrics.RELAYING.labels(service).set(1)
+            return True
+        self._mine.pop(service, None)
+        if hold.until is not None:
+            self._theirs[service] = min(hold.until, now + timedelta(seconds=ASK_AGAIN_S))
+        metrics.RELAYING.labels(service).set(0)
+        return False
+
+    def let_go(self) -> None:
+        """Give up every service this dispatcher holds (on shutdown)."""
+        for service in list(self._mine):
+            self._holds.let_go_relay(service, self.holder)
+            del self._mine[service]
+            metrics.RELAYING.labels(service).set(0)

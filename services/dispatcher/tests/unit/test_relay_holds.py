@@ -1,0 +1,77 @@
+"""A dispatcher's holds on services' relays: written only when taken or worth renewing,
+asked for about once a second while another dispatcher's hold lasts, let go on shutdown. The holds'
+store is an in-memory stand-in; on the real store they are in shared/tests/integration."""
+
+from datetime import UTC, datetime, timedelta
+
+from taskmill.store.service_states import RelayHold
+from taskmill_dispatcher.relay_holds import RelayHolds
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def pass_s(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Store:
+    """Holds as ServiceStates keeps them, with the writes and reads counted."""
+
+    def __init__(self) -> None:
+        self.relay: dict[str, RelayHold] = {}
+        self.asked = 0
+
+    def hold_relay(self, service, holder, now, until):
+        self.asked += 1
+        hold = self.relay.get(service)
+        if hold is None or hold.holder in (None, holder) or hold.until < now:
+            self.relay[service] = RelayHold(holder, until)
+        return self.relay[service]
+
+    def let_go_relay(self, service, holder):
+        if self.relay[service].holder == holder:
+            self.relay[service] = RelayHold(None, None)
+
+
+def test_a_hold_is_written_when_taken_and_renewed_once_a_fifth_of_it_has_passed():
+    store, clock = Store(), Clock()
+    holds = RelayHolds(store, 10, clock, holder="one")
+    assert holds.holds("aaa") and store.asked == 1
+    clock.pass_s(1.9)
+    assert holds.holds("aaa") and store.asked == 1  # still fresh: no write
+    clock.pass_s(0.2)
+    assert holds.holds("aaa") and store.asked == 2
+    assert store.relay["aaa"] == RelayHold("one", START + timedelta(seconds=12.1))
+
+
+def test_another_dispatchers_hold_is_respected_until_it_ends_then_taken_over():
+    store, clock = Store(), Clock()
+    one, two = RelayHolds(store, 10, clock, holder="one"), RelayHolds(store, 10, clock, holder="two")
+    assert one.holds("aaa") and not two.holds("aaa")
+    asked = store.asked
+    clock.pass_s(0.9)
+    assert not two.holds("aaa") and store.asked == asked  # not asked again within a second
+    for _ in range(9):
+        clock.pass_s(1)
+        assert not two.holds("aaa")
+    assert store.asked == asked + 9
+    clock.pass_s(0.2)  # "one" stopped renewing (it died): its hold ended
+    assert two.holds("aaa") and store.relay["aaa"].holder == "two"
+    assert not one.holds("aaa")  # it comes back: the service is the other's now
+
+
+def test_a_dispatcher_that_lets_go_hands_its_services_over_at_once():
+    store, clock = Store(), Clock()
+    one, two = RelayHolds(store, 10, clock, holder="one"), RelayHolds(store, 10, clock, holder="two")
+    assert one.holds("aaa") and one.holds("bbb") and not two.holds("aaa")
+    one.let_go()
+    assert store.relay["aaa"] == store.relay["bbb"] == RelayHold(None, None)
+    clock.pass_s(1)
+    assert two.holds("aaa") and two.holds("bbb")
