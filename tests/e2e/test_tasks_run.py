@@ -181,3 +181,16 @@ def test_a_dispatcher_that_stops_hands_its_services_to_another_at_once(start_sys
     after = system.api.create_task("slow", {}, start=True)
     assert system.wait_final([after], timeout_s=30)[0]["status"] == "finished"
     assert list(relaying().values()) == [1]
+
+
+def test_a_dispatcher_restarted_after_a_crash_takes_its_services_back_at_once(start_system):
+    """kill -9 the only dispatcher, holds of 60 s: the one started in its place on the same
+    host finds the holder gone and relays at once; a task started next runs well before the
+    dead one's hold would have ended."""
+    system = start_system(workers=("slow",), lifecycle={"dispatch_claim_s": 60})
+    first = system.api.create_task("slow", {}, start=True)
+    assert system.wait_final([first])[0]["status"] == "finished"
+    system.kill("dispatcher")
+    system.start_dispatcher()
+    after = system.api.create_task("slow", {}, start=True)
+    assert system.wait_final([after], timeout_s=30)[0]["status"] == "finished"

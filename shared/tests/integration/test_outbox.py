@@ -50,8 +50,9 @@ def test_due_tasks_come_oldest_start_first_of_the_named_services(store: TaskStor
 
 def test_one_dispatcher_at_a_time_relays_a_service(store: TaskStore):
     """Eight dispatchers ask for a free service's relay at once: exactly one gets it, the
-    others are told whose it is and until when. It is taken over once it ends unrenewed, or
-    at once when let go; a renewal by its holder never fails."""
+    others are told whose it is and until when. It is taken over once it ends unrenewed, at
+    once when let go or when its holder is named as gone; a renewal by its holder never
+    fails."""
     now = datetime(2026, 1, 1, tzinfo=UTC)
     until = now + timedelta(seconds=30)
     holds: dict[str, RelayHold] = {}
@@ -76,6 +77,9 @@ def test_one_dispatcher_at_a_time_relays_a_service(store: TaskStore):
     store.services.let_go_relay("aaa", loser)
     assert store.services.hold_relay("aaa", winner, after, until) == RelayHold(winner, until)
     assert store.services.hold_relay("bbb", loser, now, until) == RelayHold(loser, until)
+    # A holder known to be gone is replaced while its hold lasts; naming another is refused.
+    assert store.services.hold_relay("bbb", winner, now, until, replacing="d9").holder == loser
+    assert store.services.hold_relay("bbb", winner, now, until, replacing=loser) == RelayHold(winner, until)
 
 
 def test_a_confirmed_batch_waits_and_the_rest_stays_due(store: TaskStore):

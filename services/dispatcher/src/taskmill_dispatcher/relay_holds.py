@@ -8,8 +8,10 @@ that starts with at least four fifths left settles its publications (within
 `delivery_timeout_s`, seven tenths) while it still holds the service. Another dispatcher
 asks again every ASK_AGAIN_S while the hold it was refused lasts (two reads and no change),
 and takes the service over once it is let go or ends unrenewed: a dispatcher that stops
-lets go of its services, which move within a second; after a crash, the service's new
-starts wait at most one hold.
+lets go of its services, which move within a second. A dispatcher that finds a service
+held by one that ran on its own host (or in its own container) and runs no more, killed or
+crashed, takes it over at once (a restarted pod, `make up` after a crash); other crashed
+holders' services wait at most one hold for their next publication.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ ASK_AGAIN_S = 1.0
 class Holds(Protocol):
     """The part of the store the holds are kept in (`ServiceStates`)."""
 
-    def hold_relay(self, service: str, holder: str, now: datetime, until: datetime) -> RelayHold: ...
+    def hold_relay(self, service: str, holder: str, now: datetime, until: datetime,
+                   replacing: str | None = None) -> RelayHold: ...
 
     def let_go_relay(self, service: str, holder: str) -> None: ...
 
@@ -41,6 +44,31 @@ class Holds(Protocol):
 def holder_name() -> str:
     """This process among the dispatchers: host, pid and a random part."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def gone(other: str, mine: str) -> bool:
+    """Whether the holder named `other` was a dispatcher on the host of the one named
+    `mine` that runs no more: its pid is ours (a container restarted: one pid namespace
+    cannot hold both) or no process has it. Anything else, a name that does not parse
+    included, is taken to be alive."""
+    try:
+        other_host, other_pid, _ = other.rsplit("-", 2)
+        my_host, my_pid, _ = mine.rsplit("-", 2)
+        pid = int(other_pid)
+        own = int(my_pid)
+    except ValueError:
+        return False
+    if other_host != my_host or other == mine:
+        return False
+    if pid == own:
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's)
+        return False
+    return False
 
 
 class RelayHolds:
@@ -67,6 +95,9 @@ class RelayHolds:
         if ask_at is not None and now < ask_at:
             return False
         hold = self._holds.hold_relay(service, self.holder, now, now + self._length)
+        if hold.holder is not None and hold.holder != self.holder and gone(hold.holder, self.holder):
+            hold = self._holds.hold_relay(service, self.holder, now, now + self._length,
+                                          replacing=hold.holder)
         if hold.holder == self.holder and hold.until is not None:
             self._mine[service] = hold.until
             self._theirs.pop(service, None)

@@ -137,11 +137,15 @@ class ServiceStates:
             log.warning("failed run of %s not remembered for its breaker (%s)", service,
                         type(ex).__name__)
 
-    def hold_relay(self, service: str, holder: str, now: datetime, until: datetime) -> RelayHold:
+    def hold_relay(self, service: str, holder: str, now: datetime, until: datetime,
+                   replacing: str | None = None) -> RelayHold:
         """Take or renew the relay of the service's outbox for `holder` until `until`, unless
-        another holder's hold lasts past `now`: who holds it after this (one conditional
-        update; a refused one reads the other's hold)."""
+        another holder's hold lasts past `now` (or, with `replacing`, is held by another
+        than that one, known to be gone): who holds it after this (one conditional update;
+        a refused one reads the other's hold)."""
         free = [{"relay.holder": holder}, {"relay": None}, {"relay.until": {"$lt": now}}]
+        if replacing is not None:
+            free.append({"relay.holder": replacing})
         with unavailable_as_error():
             self._created.ensure([service])
             taken = self._states.update_one({"_id": service, "$or": free},
