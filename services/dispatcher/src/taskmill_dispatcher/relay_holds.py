@@ -6,7 +6,7 @@ publishes its tasks, so no task needs a write to mark it taken before it is publ
 hold is renewed once a fifth of it has passed, in the round that uses it: a relay round
 that starts with at least four fifths left settles its publications (within
 `delivery_timeout_s`, seven tenths) while it still holds the service. Another dispatcher
-asks again every ASK_AGAIN_S while the hold it was refused lasts (two reads and no change),
+asks again every ASK_AGAIN_S while the hold it was refused lasts (two commands, no change),
 and takes the service over once it is let go or ends unrenewed: a dispatcher that stops
 lets go of its services, which move within a second. A dispatcher that finds a service
 held by one that ran on its own host (or in its own container) and runs no more, killed or
@@ -32,8 +32,8 @@ RENEW_BELOW = 0.8
 ASK_AGAIN_S = 1.0
 
 
-class Holds(Protocol):
-    """The part of the store the holds are kept in (`ServiceStates`)."""
+class HoldStore(Protocol):
+    """Where the holds are kept (`ServiceStates`)."""
 
     def hold_relay(self, service: str, holder: str, now: datetime, until: datetime,
                    replacing: str | None = None) -> RelayHold: ...
@@ -74,7 +74,7 @@ def gone(other: str, mine: str) -> bool:
 class RelayHolds:
     """This dispatcher's holds on services' relays, as last written or refused."""
 
-    def __init__(self, holds: Holds, hold_s: float, clock: Callable[[], datetime],
+    def __init__(self, holds: HoldStore, hold_s: float, clock: Callable[[], datetime],
                  holder: str | None = None) -> None:
         self._holds = holds
         self._length = timedelta(seconds=hold_s)
