@@ -4,23 +4,13 @@ taken over at once from a dispatcher of the same host that runs no more. The hol
 store is an in-memory stand-in; on the real store they are in shared/tests/integration."""
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from taskmill.store.service_states import RelayHold
 from taskmill_dispatcher.relay_holds import RelayHolds, gone
+from tests.helpers import Clock
 
-START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def pass_s(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+START = Clock().now
 
 
 class Store:
@@ -46,9 +36,9 @@ def test_a_hold_is_written_when_taken_and_renewed_once_a_fifth_of_it_has_passed(
     store, clock = Store(), Clock()
     holds = RelayHolds(store, 10, clock, holder="one")
     assert holds.holds("aaa") and store.asked == 1
-    clock.pass_s(1.9)
+    clock.advance(1.9)
     assert holds.holds("aaa") and store.asked == 1  # still fresh: no write
-    clock.pass_s(0.2)
+    clock.advance(0.2)
     assert holds.holds("aaa") and store.asked == 2
     assert store.relay["aaa"] == RelayHold("one", START + timedelta(seconds=12.1))
 
@@ -58,13 +48,13 @@ def test_another_dispatchers_hold_is_respected_until_it_ends_then_taken_over():
     one, two = RelayHolds(store, 10, clock, holder="one"), RelayHolds(store, 10, clock, holder="two")
     assert one.holds("aaa") and not two.holds("aaa")
     asked = store.asked
-    clock.pass_s(0.9)
+    clock.advance(0.9)
     assert not two.holds("aaa") and store.asked == asked  # not asked again within a second
     for _ in range(9):
-        clock.pass_s(1)
+        clock.advance(1)
         assert not two.holds("aaa")
     assert store.asked == asked + 9
-    clock.pass_s(0.2)  # "one" stopped renewing (it died): its hold ended
+    clock.advance(0.2)  # "one" stopped renewing (it died): its hold ended
     assert two.holds("aaa") and store.relay["aaa"].holder == "two"
     assert not one.holds("aaa")  # it comes back: the service is the other's now
 
@@ -75,7 +65,7 @@ def test_a_dispatcher_that_lets_go_hands_its_services_over_at_once():
     assert one.holds("aaa") and one.holds("bbb") and not two.holds("aaa")
     one.let_go()
     assert store.relay["aaa"] == store.relay["bbb"] == RelayHold(None, None)
-    clock.pass_s(1)
+    clock.advance(1)
     assert two.holds("aaa") and two.holds("bbb")
 
 

@@ -84,8 +84,7 @@ class Outbox:
 
     def _published(self, task: Task, now: datetime) -> UpdateOne[Task]:
         """The update of a task whose message the broker confirmed: it waits."""
-        return UpdateOne({"_id": task["task_id"], "outbox": True, "attempt": task["attempt"],
-                          "status": task["status"]},
+        return UpdateOne(_as_read(task),
                          {"$set": {"status": Status.WAITING.value, **UNQUEUED, "update_time": now,
                                    "lease_until": now + self._waiting_timeout},
                           "$push": {"history": event(Status.WAITING, now, task["attempt"], None)}})
@@ -94,10 +93,7 @@ class Outbox:
         """End a task failed: its message can never be published (reason says why)."""
         now = self._clock()
         with unavailable_as_error():
-            done = self._tasks.update_one(
-                {"_id": task["task_id"], "outbox": True, "attempt": task["attempt"],
-                 "status": task["status"]},
-                ended_failed(reason, now, task["attempt"]))
+            done = self._tasks.update_one(_as_read(task), ended_failed(reason, now, task["attempt"]))
         if done.modified_count:
             self._counts.moved(task["service"], task["status"], Status.FAILED.value)
         return bool(done.modified_count)
@@ -127,6 +123,13 @@ class Outbox:
                                           sort=[("start_requested_at", ASCENDING)],
                                           hint=OUTBOX_INDEX[0])
         return None if oldest is None else oldest["start_requested_at"]
+
+
+def _as_read(task: Task) -> dict[str, Any]:
+    """A task still in the outbox as `due` read it: the same attempt, in the same status (a
+    task cancelled, started again or reported running meanwhile is not matched)."""
+    return {"_id": task["task_id"], "outbox": True, "attempt": task["attempt"],
+            "status": task["status"]}
 
 
 def _due(now: datetime) -> dict[str, Any]:
