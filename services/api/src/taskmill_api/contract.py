@@ -104,6 +104,15 @@ def requests(config: Config) -> dict[str, Schema | None]:
     condition = {**JSON_OBJECT, "x-maxJsonBytes": config.api.max_condition_bytes,
                  "description": f"A JSON object of at most {config.api.max_condition_bytes} "
                                 "bytes as compact JSON."}
+    report = {
+        **obj(["task_id", "status"], task_id=TASK_ID,
+              status={"enum": [s.value for s in WORKER_TRANSITIONS]}, message=JSON_VALUE,
+              result={"anyOf": [JSON_OBJECT, {"type": "null"}]}, attempt=ATTEMPT,
+              retry={"type": "boolean", "description": "failed, but may succeed if run "
+                                                      "again: the service's retry policy decides"},
+              worker=WORKER),
+        "allOf": [only_with("result", Status.FINISHED, {"type": "object"}),
+                  only_with("retry", Status.FAILED, {"const": True})]}
     return {
         "/api/create_task": wrapped(obj(["service", "condition"], service=service,
                                         condition=condition, start={"type": "boolean"},
@@ -111,15 +120,11 @@ def requests(config: Config) -> dict[str, Schema | None]:
         "/api/status_task": wrapped({"type": "array", "minItems": 1,
                                      "maxItems": config.max_status_task,
                                      "items": obj(["task_id"], task_id=TASK_ID)}),
-        "/api/update_status_task": wrapped({
-            **obj(["task_id", "status"], task_id=TASK_ID,
-                  status={"enum": [s.value for s in WORKER_TRANSITIONS]}, message=JSON_VALUE,
-                  result={"anyOf": [JSON_OBJECT, {"type": "null"}]}, attempt=ATTEMPT,
-                  retry={"type": "boolean", "description": "failed, but may succeed if run "
-                                                          "again: the service's retry policy decides"},
-                  worker=WORKER),
-            "allOf": [only_with("result", Status.FINISHED, {"type": "object"}),
-                      only_with("retry", Status.FAILED, {"const": True})]}),
+        "/api/update_status_task": wrapped({"anyOf": [report, {
+            "type": "array", "minItems": 1, "maxItems": config.max_status_task, "items": report,
+            "description": f"1 to {config.max_status_task} reports (max_status_task), applied "
+                           "in order, each as if sent alone (extension: a worker reports one "
+                           "task's end and the next one's running in one request)"}]}),
         "/api/heartbeat_task": wrapped(obj(
             ["task_id"], task_id=TASK_ID, attempt=ATTEMPT,
             progress={"type": ["number", "null"], "minimum": 0, "maximum": 1}, message=JSON_VALUE)),
@@ -185,7 +190,13 @@ def answers(config: Config) -> dict[str, Schema]:
             "type": "boolean",
             "description": "with an idempotency_key: false when the key's task existed already"}}),
         "/api/status_task": ok(status={"type": "array", "items": status_item}),
-        "/api/update_status_task": ok(status=obj(["task_id", "status"], **reported)),
+        "/api/update_status_task": ok(status={"anyOf": [obj(["task_id", "status"], **reported), {
+            "type": "array", "description": "a list's answers, in its order",
+            "items": {"anyOf": [obj(["task_id", "status"], **reported), obj(
+                ["task_id", "error", "message"], task_id={"type": "string"},
+                error={"enum": [404, 409], "description": "the HTTP status this report "
+                                                          "would have had alone"},
+                message={"type": "string"})]}}]}),
         "/api/heartbeat_task": ok(status=obj(
             ["task_id", "status", "lease_until"], **reported, lease_until=TIME,
             cancel={"type": "boolean", "description": "the task was cancelled: stop the run "

@@ -81,6 +81,11 @@ def http_status(ex: TaskmillError) -> str:
     return falcon.HTTP_500
 
 
+def http_code(ex: TaskmillError) -> int:
+    """The error's HTTP status as a number (a list's refused item carries it)."""
+    return falcon.http_status_to_code(http_status(ex))
+
+
 def exception_body(message: str) -> dict[str, str]:
     """Return the contract's error body."""
     return {"result": "exception", "message": message}

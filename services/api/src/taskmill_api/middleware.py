@@ -121,11 +121,13 @@ class JsonBody:
 
 
 def _named_task(body: Any) -> str | None:
-    """The task_id a body names, if any (clipped): a request's (in `data` or bare), or
-    create_task's answer."""
+    """The task_id a body names, if any (clipped): a request's (in `data` or bare, or the
+    ones of a list of reports, comma-separated), or create_task's answer."""
     data = body.get("data", body) if isinstance(body, dict) else None
-    task_id = data.get("task_id") if isinstance(data, dict) else None
-    return clip(task_id, 200) if isinstance(task_id, str) else None
+    items = data if isinstance(data, list) else [data]
+    named = [item["task_id"] for item in items
+             if isinstance(item, dict) and isinstance(item.get("task_id"), str)]
+    return clip(",".join(named), 200) if named else None
 
 
 def _parse(raw: bytes) -> Any:

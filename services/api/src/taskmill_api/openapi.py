@@ -17,7 +17,9 @@ SUMMARIES = {
     "/api/status_task": "Statuses of up to max_status_task tasks (statusTask), in the order asked; "
                         "an unknown task_id is `Invalid`.",
     "/api/update_status_task": "A worker reports running, finished or failed (updateStatusTask). "
-                               "The same report repeated for the same attempt answers as the first.",
+                               "The same report repeated for the same attempt answers as the first. "
+                               "`data` may be a list of reports (extension): all are checked "
+                               "first, then each is applied and answered as if sent alone.",
     "/api/heartbeat_task": "A worker renews a running task's lease, with optional progress "
                            "(extension).",
     "/api/result_task": "The result of a finished task (resultTask); data is null until then.",

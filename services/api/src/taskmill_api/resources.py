@@ -4,13 +4,17 @@ A worker's report is held to its token's services (`auth.Caller.check_report`)."
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from taskmill.config import Config
+from taskmill.errors import StateConflict, TaskNotFound
 from taskmill.schema import iso
 from taskmill.store import TaskStore
 from taskmill_api import metrics, views
-from taskmill_api.validation import Validator
+from taskmill_api.errors import http_code
+from taskmill_api.validation import StatusUpdate, Validator
 
 
 class Tasks:
@@ -44,13 +48,28 @@ class Tasks:
                                                  for t in ask.task_ids]}
 
     def on_post_update_status(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """One report, or a list: every one is checked before any is applied; then each is
+        applied in order and a list's refused reports (404, 409) are answered in its place."""
         ask = self._check.update_status(req.context.body)
-        req.context.caller.check_report(ask.task_id, ask.attempt)
+        for report in ask.reports:
+            req.context.caller.check_report(report.task_id, report.attempt)
+        answer = ([self._report_or_refusal(report) for report in ask.reports] if ask.listed
+                  else self._report(ask.reports[0]))
+        resp.media = {"result": "ok", "status": answer}
+
+    def _report(self, ask: StatusUpdate) -> dict[str, Any]:
         task = self._store.report(ask.task_id, ask.status, ask.message, ask.result, ask.attempt,
                                   ask.retry, ask.worker)
         metrics.STATUS_REPORTS.labels(task["service"], task["status"]).inc()
-        resp.media = {"result": "ok", "status": {"task_id": task["task_id"],
-                                                 "status": task["status"]}}
+        return {"task_id": task["task_id"], "status": task["status"]}
+
+    def _report_or_refusal(self, ask: StatusUpdate) -> dict[str, Any]:
+        try:
+            return self._report(ask)
+        except (TaskNotFound, StateConflict) as ex:
+            if isinstance(ex, StateConflict):
+                metrics.STATE_CONFLICTS.labels("/api/update_status_task").inc()
+            return {"task_id": ask.task_id, "error": http_code(ex), "message": str(ex)}
 
     def on_post_heartbeat(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.heartbeat(req.context.body)

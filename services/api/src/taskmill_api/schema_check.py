@@ -133,15 +133,15 @@ class Checker:
                                         f"{names.get('description', 'not allowed')}") from None
 
     def _any_of(self, options: list[Schema], value: Any, path: Path) -> Any:
-        """The first option that fits; else the refusal that got deepest (the first such):
-        it names the field the caller most likely got wrong."""
+        """The first option that fits; else the refusal of an option of the value's type
+        that got deepest (the first such): it names what the caller most likely got wrong."""
         refusals = []
         for option in options:
             try:
                 return self._check(option, value, path)
             except Refused as ex:
-                refusals.append(ex)
-        raise max(refusals, key=lambda ex: len(ex.path))
+                refusals.append((_of_type(option, value, path), len(ex.path), ex))
+        raise max(refusals, key=lambda refusal: refusal[:2])[2]
 
     def _rule(self, rule: Schema, value: Any, path: Path) -> Any:
         if "if" not in rule:
@@ -213,6 +213,15 @@ def _deep_key_rule(name: str, schema: Schema) -> bool:
 def _equal(value: Any, expected: Any) -> bool:
     """JSON equality: true is not 1."""
     return isinstance(value, bool) == isinstance(expected, bool) and value == expected
+
+
+def _of_type(schema: Schema, value: Any, path: Path) -> bool:
+    """Whether the value is of the schema's type (true when it names none)."""
+    try:
+        _typed(schema.get("type", list(KINDS)), value, path, schema)
+    except Refused:
+        return False
+    return True
 
 
 def _typed(types: str | list[str], value: Any, path: Path, schema: Schema) -> Any:

@@ -60,6 +60,14 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class StatusUpdates:
+    """One report, or a list of them (`listed`: answered as a list)."""
+
+    reports: list[StatusUpdate]
+    listed: bool
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     task_id: str
     attempt: int | None
@@ -106,12 +114,11 @@ class Validator:
         items = self._body("/api/status_task", body)["data"]
         return StatusQuery(task_ids=[item["task_id"] for item in items])
 
-    def update_status(self, body: Any) -> StatusUpdate:
+    def update_status(self, body: Any) -> StatusUpdates:
         data = self._body("/api/update_status_task", body)["data"]
-        return StatusUpdate(task_id=data["task_id"], status=Status(data["status"]),
-                            message=data.get("message"), result=data.get("result"),
-                            attempt=data.get("attempt"), retry=data.get("retry", False),
-                            worker=data.get("worker"))
+        listed = isinstance(data, list)
+        return StatusUpdates([_status_update(item) for item in (data if listed else [data])],
+                             listed)
 
     def heartbeat(self, body: Any) -> Heartbeat:
         data = self._body("/api/heartbeat_task", body)["data"]
@@ -144,6 +151,13 @@ class Validator:
 
     def service_stats(self, body: Any) -> None:
         self._body("/api/service_stats", body)
+
+
+def _status_update(data: dict[str, Any]) -> StatusUpdate:
+    return StatusUpdate(task_id=data["task_id"], status=Status(data["status"]),
+                        message=data.get("message"), result=data.get("result"),
+                        attempt=data.get("attempt"), retry=data.get("retry", False),
+                        worker=data.get("worker"))
 
 
 def _unwrapped(body: dict[str, Any]) -> dict[str, Any]:

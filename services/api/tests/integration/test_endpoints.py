@@ -153,6 +153,55 @@ def test_a_repeated_report_is_answered_as_the_first_and_changes_nothing(client):
     assert report(client, task_id, "running", attempt=1).status_code == 409  # backwards: still no
 
 
+def test_a_list_of_reports_is_applied_in_order_each_answered_as_if_alone(client):
+    """A worker's list of reports (its last task's end and the next one's running): each
+    is applied, and one the api refuses is answered in its place with the status and
+    message it would have had alone, without stopping the others."""
+    ended, starting, fresh = create(client, start=True), create(client, start=True), create(client)
+    assert report(client, ended, "running", attempt=1).status_code == 200
+    answer = post(client, "/api/update_status_task", {"data": [
+        {"task_id": ended, "status": "finished", "result": {"n": 1}, "attempt": 1},
+        {"task_id": UNKNOWN, "status": "running"},
+        {"task_id": fresh, "status": "finished"},
+        {"task_id": starting, "status": "running", "attempt": 1, "worker": "w1"}]})
+    assert answer.status_code == 200
+    assert answer.json == {"result": "ok", "status": [
+        {"task_id": ended, "status": "finished"},
+        {"task_id": UNKNOWN, "error": 404, "message": f"task {UNKNOWN} not found"},
+        {"task_id": fresh, "error": 409, "message": f"task {fresh} cannot go from ready to finished"},
+        {"task_id": starting, "status": "running"}]}
+    statuses = post(client, "/api/status_task", {"data": [
+        {"task_id": t} for t in (ended, starting, fresh)]}).json["status"]
+    assert [s["status"] for s in statuses] == ["finished", "running", "ready"]
+    assert post(client, "/api/result_task", {"data": {"task_id": ended}}).json["data"] == {"n": 1}
+    # Sent again (its answer lost): answered as the first time, nothing changes twice.
+    again = post(client, "/api/update_status_task", {"data": [
+        {"task_id": ended, "status": "finished", "result": {"n": 1}, "attempt": 1},
+        {"task_id": starting, "status": "running", "attempt": 1, "worker": "w1"}]})
+    assert [s["status"] for s in again.json["status"]] == ["finished", "running"]
+    history = post(client, "/api/result_task", {"data": {"task_id": starting}}).json["history"]
+    assert [e["status"] for e in history] == ["ready", "running"]
+
+
+@pytest.mark.parametrize("reports, message", [
+    ([{"status": "finished"}, {"status": "done"}],
+     "data[1].status must be one of running, finished, failed"),
+    ([{"status": "finished"}, {"status": "running", "result": {}}],
+     "result is only accepted with status finished"),
+    ([{"status": "finished"}] * 11, "data must list 1 to 10 items, not 11"),
+    ([], "data must list 1 to 10 items, not 0"),
+])
+def test_a_list_with_a_bad_report_is_refused_whole_and_changes_nothing(client, reports, message):
+    task_id = create(client, start=True)
+    assert report(client, task_id, "running", attempt=1).status_code == 200
+    answer = post(client, "/api/update_status_task",
+                  {"data": [{"task_id": task_id, "attempt": 1, **r} for r in reports]})
+    assert answer.status_code == 400
+    assert message in answer.json["message"]
+    [status] = post(client, "/api/status_task", {"data": [{"task_id": task_id}]}).json["status"]
+    assert status["status"] == "running"
+
+
 def test_start_rules(client):
     """Start from ready once, again from failed (attempt + 1), never while busy."""
     task_id = create(client)

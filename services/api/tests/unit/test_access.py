@@ -90,6 +90,17 @@ def test_a_worker_reports_on_its_services_tasks_naming_the_attempt(route):
     assert unnamed.json["message"] == "Invalid parameter: attempt is required with a worker token (worker)"
 
 
+def test_a_workers_list_of_reports_is_held_to_its_services_as_a_whole():
+    """One report of another service's task in a list: 403, and none of the list is
+    applied (the store is never called)."""
+    answer = make_client().simulate_post("/api/update_status_task", headers={
+        "Authorization": "worker-secret"}, json={"data": [
+            {"task_id": AAA_TASK, "status": "finished", "attempt": 1},
+            {"task_id": BBB_TASK, "status": "running", "attempt": 1}]})
+    assert answer.status_code == 403
+    assert "may not report on task " + BBB_TASK in answer.json["message"]
+
+
 def test_over_the_rate_is_429_with_retry_after():
     clock = Clock()
     limited = TokenConfig("client", Role.CLIENT, digest("client-secret"), rate_per_s=0.5, burst=2)
