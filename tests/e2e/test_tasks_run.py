@@ -15,7 +15,7 @@ from taskmill.codec import TaskMessage
 from taskmill.store import TaskStore, connect
 from tests.helpers import sample_data
 from tests.servers import free_port
-from tests.system import topic_messages, wait_until
+from tests.system import create_started, topic_messages, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -79,6 +79,28 @@ def test_200_tasks_started_at_once_all_end_none_twice(start_system):
     assert Counter(s["status"] for s in statuses) == {"finished": 200}
     for task_id in ids[::10]:
         assert runs(system.api.result_task(task_id))["running"] == 1
+
+
+def test_a_worker_with_a_backlog_reports_each_end_with_the_next_start(start_system):
+    """Tasks queued on Kafka behind a long one: the worker sends each task's outcome and
+    the next task's running report in one request, so the api takes about one report
+    request a task (two when each goes alone), and every task still runs once and ends
+    finished with its own result."""
+    # Room on Kafka for the 40 at once: the relay publishes them whatever its rounds.
+    system = start_system(workers=("slow",), lifecycle={"min_waiting_per_worker": 100})
+    long = system.api.create_task("slow", {"sleep_s": 10}, start=True)
+    system.wait_until("the long task runs",
+                      lambda: system.statuses([long])[0]["status"] == "running")
+    ids = create_started(system, 40)
+    system.wait_until("the 40 tasks wait on Kafka behind it",
+                      lambda: all(s["status"] == "waiting" for s in system.statuses(ids)))
+    statuses = system.wait_final([long, *ids], timeout_s=120)
+    assert Counter(s["status"] for s in statuses) == {"finished": 41}
+    for task_id in ids:
+        result = system.api.result_task(task_id)
+        assert runs(result)["running"] == 1 and result["data"]["attempt"] == 1
+    requests = system.metric("taskmill_api_requests_total", route="/api/update_status_task")["api"]
+    assert requests <= 55, f"{requests:.0f} report requests for 41 tasks (82 when sent one by one)"
 
 
 def test_a_message_published_twice_runs_once(start_system, kafka_servers):

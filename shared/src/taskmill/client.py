@@ -6,6 +6,7 @@ import http.client
 import json
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -92,10 +93,18 @@ class ApiClient:
                       worker: str | None = None) -> dict[str, Any]:
         """Report a worker's status change (`retry`: a failure worth another attempt;
         `worker`: the reporting worker's name, so a second worker's `running` is refused)."""
-        data = _given(task_id=task_id, status=status, message=message,
-                      result=None if result is None else dict(result), attempt=attempt,
-                      retry=retry or None, worker=worker)
-        return self.call("/api/update_status_task", {"data": data})
+        report = Report(task_id, status, message, result, attempt, retry, worker)
+        return self.call("/api/update_status_task", {"data": report.data()})
+
+    def update_statuses(self, reports: Iterable[Report]) -> list[dict[str, Any] | ApiError]:
+        """Send several reports in one request, applied in order: for each, its answer
+        (`task_id`, `status`) or, refused, an ApiError with the status it would have had
+        alone (404, 409). A request refused as a whole (bad input, token, api away)
+        raises, and then none of its reports was applied, or (api away) any may have been."""
+        answer = self.call("/api/update_status_task",
+                           {"data": [report.data() for report in reports]})
+        return [ApiError(item["error"], item["message"]) if "error" in item else item
+                for item in answer["status"]]
 
     def heartbeat(self, task_id: str, attempt: int | None = None, progress: float | None = None,
                   message: Any = None) -> dict[str, Any]:
@@ -137,6 +146,24 @@ class ApiClient:
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+
+@dataclass(frozen=True)
+class Report:
+    """A worker's report of one task's status (update_status_task)."""
+
+    task_id: str
+    status: str
+    message: Any = None
+    result: Mapping[str, Any] | None = None
+    attempt: int | None = None
+    retry: bool = False
+    worker: str | None = None
+
+    def data(self) -> dict[str, Any]:
+        return _given(task_id=self.task_id, status=self.status, message=self.message,
+                      result=None if self.result is None else dict(self.result),
+                      attempt=self.attempt, retry=self.retry or None, worker=self.worker)
 
 
 def _given(**fields: Any) -> dict[str, Any]:

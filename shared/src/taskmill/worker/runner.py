@@ -3,6 +3,9 @@
 At least once: a message is let go of (its offset stored, or its share-group record
 accepted) only once the api has its task: after the outcome's report in a consumer
 group, after the `running` report in a share group (`feeds` says why).
+In a backlog (the next message already fetched), a task's outcome and the next task's
+`running` go in one request (a list of reports), each answered and acted on as if sent
+alone; the message of the first is let go of before the second is handled.
 Effects once: the api refuses a `running` report for a task that is already running on
 another worker, finished, failed, or at another attempt, and the worker then skips the
 message.
@@ -31,7 +34,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, ShareConsumer
 from confluent_kafka.admin import AdminClient
 
-from taskmill.client import ApiClient
+from taskmill.client import ApiClient, Report
 from taskmill.codec import TaskMessage, decode
 from taskmill.config import Config, ServiceConfig, load_config
 from taskmill.errors import ApiError, MessageDecodeError
@@ -68,6 +71,10 @@ MAX_DELIVERIES = 3
 # How long a worker waits before trying again to join its group while Kafka is away.
 JOIN_RETRY_S = 2.0
 
+# After the api refused two reports sent together as a whole (an api older than lists of
+# reports), how long the worker sends each alone before it tries pairs again.
+PAIRS_PAUSE_S = 300.0
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -79,6 +86,17 @@ class Outcome:
     retry: bool = False
 
 
+@dataclass(frozen=True)
+class Started:
+    """A message's task and the api's answer to its running report (True: taken, False:
+    refused, None: not answered before the worker began to stop)."""
+
+    task: TaskMessage
+    msg: Any
+    accepted: bool | None
+
+
+RUNNING = Outcome(Status.RUNNING)
 # What _execute answers for a run whose lease was lost meanwhile: nothing to report.
 LEASE_LOST = Outcome(Status.FAILED, message="lease lost")
 # A cancelled run (the store records the client's reason in its place).
@@ -101,6 +119,8 @@ class Worker:
         self.name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.liveness = liveness
         self.stopping = threading.Event()
+        self._lag_at = 0.0  # when the lag gauge is next refreshed
+        self._pairs_after = 0.0  # reports are sent in pairs from then on (see _report_both)
 
     def run(self) -> None:
         """Consume until `stopping` is set, then leave the group."""
@@ -110,19 +130,22 @@ class Worker:
             log.info("worker %s consuming %s in %s %s", self.name, self._service.topic_name,
                      self._service.mode.replace("_", " "), self._service.consumer_id,
                      extra={"service": self._service.name})
-            lag_at = time.monotonic()
             while not self.stopping.is_set():
-                self.liveness.beat()
+                self._tick()
                 msg = self._feed.next(0.5)
                 if msg is not None:
                     self.handle(msg)
-                if time.monotonic() >= lag_at:
-                    lag_at = time.monotonic() + LAG_INTERVAL_S
-                    self._feed.refresh_lag()
         finally:
             self._feed.close()
             self._sources.close()
             log.info("worker stopped", extra={"service": self._service.name})
+
+    def _tick(self) -> None:
+        """Between two messages: the worker is alive; the lag gauge is refreshed when due."""
+        self.liveness.beat()
+        if time.monotonic() >= self._lag_at:
+            self._lag_at = time.monotonic() + LAG_INTERVAL_S
+            self._feed.refresh_lag()
 
     def _join(self) -> bool:
         """Join the service's group, trying again while Kafka is away (False: stopping)."""
@@ -138,40 +161,81 @@ class Worker:
         return False
 
     def handle(self, msg: Any) -> None:
-        """Process one polled message to the end (or give it back on shutdown)."""
+        """Process one polled message to the end (or give it back on shutdown), then each
+        next one whose running report went with the outcome of the one before."""
+        started = self._start(msg)
+        while started is not None:
+            self._tick()
+            started = self._run(started)
+
+    def _start(self, msg: Any, task: TaskMessage | None = None,
+               answer: dict[str, Any] | ApiError | None = None) -> Started | None:
+        """The message's task and what the api said to its running report (asked now,
+        unless its `answer` came with the previous task's outcome); None: not a task."""
+        task = task or self._decoded(msg)
+        if task is None:
+            return None
+        accepted = (self._report(task, RUNNING) if answer is None
+                    else self._answered(task, RUNNING, answer))
+        return Started(task, msg, accepted)
+
+    def _run(self, started: Started) -> Started | None:
+        """Run a started task and report its outcome: the next task when its running
+        report went with it."""
+        task, msg = started.task, started.msg
+        if started.accepted is None:
+            self._feed.give_back(msg)  # stopping before the api answered: delivered again
+            return None
+        if not started.accepted:
+            metrics.SKIPPED.labels(self._service.name).inc()
+            self._feed.done(msg)
+            return None
+        self._feed.taken(msg)
+        deliveries = self._feed.deliveries(msg)
+        if deliveries > MAX_DELIVERIES:
+            self._end_undeliverable(task, deliveries, msg)
+            return None
+        outcome = self._execute(task)
+        if outcome is None:
+            self._feed.give_back(msg)  # on shutdown, before the outcome: delivered again
+            return None
+        if outcome is LEASE_LOST:
+            self._feed.done(msg)
+            return None
+        return self._end(task, msg, outcome)
+
+    def _end(self, task: TaskMessage, msg: Any, outcome: Outcome) -> Started | None:
+        """Report the outcome. When the next message is here already (a backlog), its
+        running report goes in the same request, and its task is answered."""
+        following = None if self.stopping.is_set() else self._feed.next(0)
+        starting = None if following is None else _task_of(following)
+        answers = None if starting is None else self._report_both(task, outcome, starting)
+        accepted = self._report_outcome(task, outcome, None if answers is None else answers[0])
+        if accepted is None:  # stopping, the outcome not taken: both delivered again
+            self._feed.give_back(msg)
+            if following is not None:
+                self._feed.give_back(following)
+            return None
+        self._feed.done(msg)
+        if following is None:
+            return None
+        return self._start(following, starting, None if answers is None else answers[1])
+
+    def _decoded(self, msg: Any) -> TaskMessage | None:
+        """The message's task; None for an error event, or a message that is not a task
+        (rejected: never delivered again)."""
         if msg.error() is not None:
             if msg.error().code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error: %s", msg.error())
-            return
+            return None
         try:
-            task = decode(msg.value(), msg.headers())
+            return decode(msg.value(), msg.headers())
         except MessageDecodeError as ex:
             metrics.DECODE_ERRORS.labels(self._service.name).inc()
             log.error("skipping a message that is not a task: %s", ex,
                       extra={"service": self._service.name})
             self._feed.reject(msg)
-            return
-        accepted = self._report(task, Outcome(Status.RUNNING))
-        if accepted is None:
-            self._feed.give_back(msg)  # stopping before the api answered: delivered again
-            return
-        if not accepted:
-            metrics.SKIPPED.labels(self._service.name).inc()
-            self._feed.done(msg)
-            return
-        self._feed.taken(msg)
-        deliveries = self._feed.deliveries(msg)
-        if deliveries > MAX_DELIVERIES:
-            self._end_undeliverable(task, deliveries, msg)
-            return
-        outcome = self._execute(task)
-        if outcome is None:
-            self._feed.give_back(msg)  # on shutdown, before the outcome: delivered again
-            return
-        if outcome is not LEASE_LOST and self._report_outcome(task, outcome) is None:
-            self._feed.give_back(msg)
-            return
-        self._feed.done(msg)
+            return None
 
     def _end_undeliverable(self, task: TaskMessage, deliveries: int, msg: Any) -> None:
         """End a task whose message keeps coming back untaken: every worker it went to
@@ -290,22 +354,8 @@ class Worker:
                                         outcome.result, task.attempt, outcome.retry, self.name)
                 return True
             except ApiError as ex:
-                if ex.http_status in NOT_ABOUT_THE_TASK:
-                    # The worker's token (wrong, not for this service, over its limit), not
-                    # the task: keep the outcome and try again.
-                    log.log(logging.WARNING if ex.http_status == 429 else logging.ERROR,
-                            "api refused the worker's %s report (%s); retrying",
-                            outcome.status.value, ex, extra=_extra(task))
-                elif 400 <= ex.http_status < 500:
-                    level = logging.INFO if ex.http_status == 409 else logging.WARNING
-                    log.log(level, "api refused %s: %s", outcome.status.value, clip(ex.message),
-                            extra=_extra(task))
-                    if ex.http_status != 409 and refusal is not None:
-                        refusal.append(ex.message)
+                if self._refused(task, outcome, ex, refusal):
                     return False
-                else:
-                    log.warning("api unavailable for %s (%s); retrying", outcome.status.value, ex,
-                                extra=_extra(task))
             if self.stopping.is_set():
                 give_up_at = give_up_at or time.monotonic() + self._config.lifecycle.shutdown_grace_s
                 if outcome.status == Status.RUNNING or time.monotonic() > give_up_at:
@@ -313,12 +363,66 @@ class Worker:
             self._idle(BACKOFF_S[min(retries, len(BACKOFF_S) - 1)])
             retries += 1
 
-    def _report_outcome(self, task: TaskMessage, outcome: Outcome) -> bool | None:
-        """Report how the run ended. An outcome the api refuses as bad input (a result it
-        cannot store, too large) is reported again as a failure saying why, so the task
-        ends now rather than when its lease lapses."""
+    def _refused(self, task: TaskMessage, outcome: Outcome, ex: ApiError,
+                 refusal: list[str] | None) -> bool:
+        """Whether the api refused the report for good (else it is worth sending again).
+        A refusal other than a conflict (409) is appended to `refusal`."""
+        if ex.http_status in NOT_ABOUT_THE_TASK:
+            # The worker's token (wrong, not for this service, over its limit), not the
+            # task: keep the outcome and try again.
+            log.log(logging.WARNING if ex.http_status == 429 else logging.ERROR,
+                    "api refused the worker's %s report (%s); retrying", outcome.status.value, ex,
+                    extra=_extra(task))
+            return False
+        if 400 <= ex.http_status < 500:
+            level = logging.INFO if ex.http_status == 409 else logging.WARNING
+            log.log(level, "api refused %s: %s", outcome.status.value, clip(ex.message),
+                    extra=_extra(task))
+            if ex.http_status != 409 and refusal is not None:
+                refusal.append(ex.message)
+            return True
+        log.warning("api unavailable for %s (%s); retrying", outcome.status.value, ex,
+                    extra=_extra(task))
+        return False
+
+    def _answered(self, task: TaskMessage, outcome: Outcome, answer: dict[str, Any] | ApiError,
+                  refusal: list[str] | None = None) -> bool | None:
+        """What the api's answer to a report sent with another means (as `_report`); one it
+        could not take is reported again, alone."""
+        if not isinstance(answer, ApiError):
+            return True
+        if self._refused(task, outcome, answer, refusal):
+            return False
+        return self._report(task, outcome, refusal)
+
+    def _report_both(self, task: TaskMessage, outcome: Outcome,
+                     starting: TaskMessage) -> list[dict[str, Any] | ApiError] | None:
+        """Send a task's outcome and the next task's running report in one request: the
+        api's answer to each, or None when it did not take the request as a whole (then
+        each is reported alone; an api that takes no lists is not asked again for a while)."""
+        if time.monotonic() < self._pairs_after:
+            return None
+        try:
+            return self._api.update_statuses([
+                Report(task.task_id, outcome.status.value, outcome.message, outcome.result,
+                       task.attempt, outcome.retry, self.name),
+                Report(starting.task_id, Status.RUNNING.value, attempt=starting.attempt,
+                       worker=self.name)])
+        except ApiError as ex:
+            if ex.http_status == 400:
+                self._pairs_after = time.monotonic() + PAIRS_PAUSE_S
+            log.info("the reports of two tasks sent together were not taken (%s); reporting "
+                     "them one by one", ex, extra=_extra(task))
+            return None
+
+    def _report_outcome(self, task: TaskMessage, outcome: Outcome,
+                        answer: dict[str, Any] | ApiError | None = None) -> bool | None:
+        """Report how the run ended (unless its `answer` came already). An outcome the api
+        refuses as bad input (a result it cannot store, too large) is reported again as a
+        failure saying why, so the task ends now rather than when its lease lapses."""
         refusal: list[str] = []
-        accepted = self._report(task, outcome, refusal)
+        accepted = (self._report(task, outcome, refusal) if answer is None
+                    else self._answered(task, outcome, answer, refusal))
         if accepted is False and refusal and outcome.status != Status.FAILED:
             failure = Outcome(Status.FAILED, message=clip(f"the api refused the outcome: {refusal[0]}"))
             return self._report(task, failure)
@@ -353,6 +457,16 @@ class Worker:
                 self._poll_paused(min(0.2, max(deadline - time.monotonic(), 0.0)))
         finally:
             self._feed.release()
+
+
+def _task_of(msg: Any) -> TaskMessage | None:
+    """The message's task, or None (left to `Worker._decoded` to say why)."""
+    if msg.error() is not None:
+        return None
+    try:
+        return decode(msg.value(), msg.headers())
+    except MessageDecodeError:
+        return None
 
 
 def _extra(task: TaskMessage) -> dict[str, Any]:
