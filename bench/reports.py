@@ -1,0 +1,104 @@
+"""Workers' reports: each alone (two requests a task) against a task's outcome and the next
+task's `running` in one request (a list of reports), as the SDK sends them in a backlog.
+
+    uv run python -m bench.reports [--tasks 400] [--clients 8] [--repeat 3]
+
+On a fresh Taskmill with no workers, tasks are started and marked published (waiting); then
+`clients` threads each walk their share of them as a worker in a backlog does: `running` of
+the first, then the outcome of each task with the `running` of the next, one after the
+other. The two ways run alternately, `repeat` times each, on new tasks every run; printed
+per way: tasks/s, report requests per task, and CPU milliseconds per task of the api and
+of the store (FerretDB, PostgreSQL), with the ratio of the pairs to the singles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+
+from bench import stack
+from bench.figures import save, table
+from bench.profile import cpu_seconds, infra_pids
+from taskmill.client import ApiClient, Report
+from taskmill.store import TaskStore
+from tests.system import TOKEN, System
+
+STORE = ("ferretdb", "postgres")
+
+
+def walk_singly(api: ApiClient, ids: list[str]) -> int:
+    """Report each task's running and outcome in a request of its own; the requests made."""
+    for task_id in ids:
+        api.update_status(task_id, "running", attempt=1, worker="bench")
+        api.update_status(task_id, "finished", result={}, attempt=1, worker="bench")
+    return 2 * len(ids)
+
+
+def walk_in_pairs(api: ApiClient, ids: list[str]) -> int:
+    """Report the first task's running, then each outcome with the next task's running."""
+    api.update_status(ids[0], "running", attempt=1, worker="bench")
+    for ended, starting in zip(ids, ids[1:], strict=False):
+        answers = api.update_statuses([Report(ended, "finished", result={}, attempt=1, worker="bench"),
+                                       Report(starting, "running", attempt=1, worker="bench")])
+        assert all(not isinstance(a, Exception) for a in answers), answers
+    api.update_status(ids[-1], "finished", result={}, attempt=1, worker="bench")
+    return len(ids) + 1
+
+
+def started(system: System, store: TaskStore, count: int) -> list[str]:
+    """`count` new tasks, started and marked published (waiting for a worker), as the
+    dispatcher leaves them (it is stopped: no worker would take what it publishes)."""
+    ids = [system.api.create_task("slow", {}, start=True) for _ in range(count)]
+    while due := store.outbox.due(500, "slow"):
+        store.outbox.mark_published(due)
+    return ids
+
+
+def run(system: System, store: TaskStore, walk: Callable[[ApiClient, list[str]], int],
+        tasks: int, clients: int) -> dict[str, float]:
+    ids = started(system, store, tasks)
+    shares = [ids[i::clients] for i in range(clients)]
+    apis = [ApiClient(f"http://127.0.0.1:{system.api_port}", TOKEN) for _ in range(clients)]
+    roots = {"api": system.procs["api"].pid, **{n: p for n, p in infra_pids().items() if n in STORE}}
+    cpu_before, began = cpu_seconds(roots), time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        requests = sum(pool.map(walk, apis, shares))
+    seconds = time.perf_counter() - began
+    cpu = {name: used - cpu_before[name] for name, used in cpu_seconds(roots).items()}
+    for api in apis:
+        api.close()
+    return {"tasks_per_s": tasks / seconds, "requests_per_task": requests / tasks,
+            "api_ms_per_task": 1000 * cpu["api"] / tasks,
+            "store_ms_per_task": 1000 * sum(cpu.get(n, 0.0) for n in STORE) / tasks}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.reports")
+    parser.add_argument("--tasks", type=int, default=400)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    ways = {"each alone": walk_singly, "outcome + next running": walk_in_pairs}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ways}
+    with stack.system() as (system, _), closing(TaskStore.open(system.config)) as store:
+        system.stop("dispatcher")
+        for _ in range(args.repeat):
+            for name, walk in ways.items():
+                runs[name].append(run(system, store, walk, args.tasks, args.clients))
+                print(name, runs[name][-1], flush=True)
+    rows = [{"reports": name, **{key: statistics.median(r[key] for r in done) for key in done[0]}}
+            for name, done in runs.items()]
+    alone, paired = rows
+    rows.append({"reports": "ratio (pairs / alone)",
+                 **{key: paired[key] / alone[key] for key in alone if key != "reports"}})
+    print(table(f"workers' reports, {args.tasks} tasks, {args.clients} clients "
+                f"(median of {args.repeat} runs each, alternated)", rows))
+    print(f"figures: {save('reports', {'tasks': args.tasks, 'clients': args.clients, 'rows': rows})}")
+
+
+if __name__ == "__main__":
+    main()
