@@ -6,7 +6,7 @@ task's `running` in one request (a list of reports), as the SDK sends them in a 
 On a fresh Taskmill with no workers, tasks are started and marked published (waiting); then
 `clients` threads each walk their share of them as a worker in a backlog does: `running` of
 the first, then the outcome of each task with the `running` of the next, one after the
-other. The two ways run alternately, `repeat` times each, on new tasks every run; printed
+other. The two ways run alternately (A B B A …), `repeat` times each, on new tasks every run; printed
 per way: tasks/s, report requests per task, and CPU milliseconds per task of the api and
 of the store (FerretDB, PostgreSQL), with the ratio of the pairs to the singles.
 """
@@ -86,8 +86,9 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in ways}
     with stack.system() as (system, _), closing(TaskStore.open(system.config)) as store:
         system.stop("dispatcher")
-        for _ in range(args.repeat):
-            for name, walk in ways.items():
+        for turn in range(args.repeat):
+            # A, B, then B, A: neither way always runs first (or after the other).
+            for name, walk in list(ways.items())[::1 if turn % 2 == 0 else -1]:
                 runs[name].append(run(system, store, walk, args.tasks, args.clients))
                 print(name, runs[name][-1], flush=True)
     rows = [{"reports": name, **{key: statistics.median(r[key] for r in done) for key in done[0]}}
