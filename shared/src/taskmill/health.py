@@ -15,11 +15,14 @@ no curl).
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -28,6 +31,12 @@ from prometheus_client import REGISTRY, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 HEALTH_PATH = "/healthz"
+
+
+def process_name() -> str:
+    """This process among its peers: `<host>-<pid>-<random>`, unique across hosts and
+    restarts (a worker's name in its reports, a dispatcher's on the relays it holds)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 METRICS_PATH = "/metrics"
 PROBE_TIMEOUT_S = 3.0
 

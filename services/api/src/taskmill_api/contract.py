@@ -162,6 +162,7 @@ def answers(config: Config) -> dict[str, Schema]:
                     task_id=NEW_TASK_ID, service={"type": "string"}, status={"enum": STATUSES},
                     condition=JSON_OBJECT, create_time=TIME)
     reported = {"task_id": NEW_TASK_ID, "status": {"enum": STATUSES}}
+    report_taken = obj(["task_id", "status"], **reported)
     by_status = obj(STATUSES, **{s: {"type": "integer", "minimum": 0} for s in STATUSES})
     ended = {s.value: {"type": "integer", "minimum": 0} for s in FINAL}
     overview = obj(
@@ -190,9 +191,9 @@ def answers(config: Config) -> dict[str, Schema]:
             "type": "boolean",
             "description": "with an idempotency_key: false when the key's task existed already"}}),
         "/api/status_task": ok(status={"type": "array", "items": status_item}),
-        "/api/update_status_task": ok(status={"anyOf": [obj(["task_id", "status"], **reported), {
+        "/api/update_status_task": ok(status={"anyOf": [report_taken, {
             "type": "array", "description": "a list's answers, in its order",
-            "items": {"anyOf": [obj(["task_id", "status"], **reported), obj(
+            "items": {"anyOf": [report_taken, obj(
                 ["task_id", "error", "message"], task_id={"type": "string"},
                 error={"enum": [404, 409], "description": "the HTTP status this report "
                                                           "would have had alone"},

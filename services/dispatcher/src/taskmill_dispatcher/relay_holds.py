@@ -17,12 +17,11 @@ holders' services wait at most one hold for their next publication.
 from __future__ import annotations
 
 import os
-import socket
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from taskmill.health import process_name
 from taskmill.store.service_states import RelayHold
 from taskmill_dispatcher import metrics
 
@@ -41,14 +40,9 @@ class HoldStore(Protocol):
     def let_go_relay(self, service: str, holder: str) -> None: ...
 
 
-def holder_name() -> str:
-    """This process among the dispatchers: host, pid and a random part."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
 def gone(other: str, mine: str) -> bool:
-    """Whether the holder named `other` was a dispatcher on the host of the one named
-    `mine` that runs no more: its pid is ours (a container restarted: one pid namespace
+    """Whether the holder named `other` (a `process_name`) was a dispatcher on the host of
+    the one named `mine` that runs no more: its pid is ours (a container restarted: one pid namespace
     cannot hold both) or no process has it. Anything else, a name that does not parse
     included, is taken to be alive."""
     try:
@@ -67,7 +61,7 @@ def gone(other: str, mine: str) -> bool:
     except ProcessLookupError:
         return True
     except OSError:  # it exists (another user's)
-        return False
+        pass
     return False
 
 
@@ -79,7 +73,7 @@ class RelayHolds:
         self._holds = holds
         self._length = timedelta(seconds=hold_s)
         self._clock = clock
-        self.holder = holder or holder_name()
+        self.holder = holder or process_name()
         self._mine: dict[str, datetime] = {}  # service -> until when this one holds it
         self._theirs: dict[str, datetime] = {}  # service -> when to ask again
 

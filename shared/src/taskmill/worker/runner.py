@@ -20,12 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -38,7 +35,7 @@ from taskmill.client import ApiClient, Report
 from taskmill.codec import TaskMessage, decode
 from taskmill.config import Config, ServiceConfig, load_config
 from taskmill.errors import ApiError, MessageDecodeError
-from taskmill.health import Liveness
+from taskmill.health import Liveness, process_name
 from taskmill.health import serve as serve_health
 from taskmill.kafka import common_conf, consumer_conf, share_consumer_conf
 from taskmill.logs import clip, setup_logging
@@ -116,7 +113,7 @@ class Worker:
         self._sources = sources
         # Named in its running reports: a message delivered to a second worker while the
         # first runs its task is refused to the second.
-        self.name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.name = process_name()
         self.liveness = liveness
         self.stopping = threading.Event()
         self._lag_at = 0.0  # when the lag gauge is next refreshed
@@ -208,7 +205,8 @@ class Worker:
         """Report the outcome. When the next message is here already (a backlog), its
         running report goes in the same request, and its task is answered."""
         following = None if self.stopping.is_set() else self._feed.next(0)
-        starting = None if following is None else _task_of(following)
+        read = None if following is None else _read(following)
+        starting = read if isinstance(read, TaskMessage) else None
         answers = None if starting is None else self._report_both(task, outcome, starting)
         accepted = self._report_outcome(task, outcome, None if answers is None else answers[0])
         if accepted is None:  # stopping, the outcome not taken: both delivered again
@@ -224,18 +222,16 @@ class Worker:
     def _decoded(self, msg: Any) -> TaskMessage | None:
         """The message's task; None for an error event, or a message that is not a task
         (rejected: never delivered again)."""
-        if msg.error() is not None:
-            if msg.error().code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", msg.error())
-            return None
-        try:
-            return decode(msg.value(), msg.headers())
-        except MessageDecodeError as ex:
+        read = _read(msg)
+        if isinstance(read, MessageDecodeError):
             metrics.DECODE_ERRORS.labels(self._service.name).inc()
-            log.error("skipping a message that is not a task: %s", ex,
+            log.error("skipping a message that is not a task: %s", read,
                       extra={"service": self._service.name})
             self._feed.reject(msg)
             return None
+        if read is None and msg.error().code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error: %s", msg.error())
+        return read
 
     def _end_undeliverable(self, task: TaskMessage, deliveries: int, msg: Any) -> None:
         """End a task whose message keeps coming back untaken: every worker it went to
@@ -459,14 +455,14 @@ class Worker:
             self._feed.release()
 
 
-def _task_of(msg: Any) -> TaskMessage | None:
-    """The message's task, or None (left to `Worker._decoded` to say why)."""
+def _read(msg: Any) -> TaskMessage | MessageDecodeError | None:
+    """The message's task, why it is not one, or None for a consumer's error event."""
     if msg.error() is not None:
         return None
     try:
         return decode(msg.value(), msg.headers())
-    except MessageDecodeError:
-        return None
+    except MessageDecodeError as ex:
+        return ex
 
 
 def _extra(task: TaskMessage) -> dict[str, Any]:
