@@ -20,6 +20,7 @@ import urllib.request
 
 from bench import stack
 from bench.figures import save, table
+from bench.profile import cpu_seconds, infra_pids
 from tests.servers import free_port
 from tests.system import BIN, TOKEN, wait_until
 
@@ -55,6 +56,8 @@ def main() -> None:
         ceiling = f"http://127.0.0.1:{port}/ok"
         wait_until("the ceiling app answers", lambda: answers(ceiling), 30)
         api = f"http://127.0.0.1:{system.api_port}/api"
+        watched = {"api": system.procs["api"].pid, "ceiling": system.procs["ceiling"].pid,
+                   **{name: pid for name, pid in infra_pids().items() if name in ("ferretdb", "postgres")}}
         cases = [
             ("ceiling (trivial route)", ceiling, {}),
             ("status_task, 10 ids", f"{api}/status_task", {"data": [{"task_id": t} for t in ids]}),
@@ -65,7 +68,12 @@ def main() -> None:
         for clients in (int(c) for c in args.clients.split(",")):
             ceiling_rps = None
             for name, url, body in cases:
+                before = cpu_seconds(watched)
                 runs = [load(url, body, clients, args.duration) for _ in range(args.repeat)]
+                after = cpu_seconds(watched)
+                served = sum(r["requests"] for r in runs)
+                cpu = {f"{name}_cpu_us": round((after[name] - before[name]) * 1e6 / served)
+                       for name in watched if after[name] > before[name]}
                 rps = [r["rps"] for r in runs]
                 ceiling_rps = ceiling_rps or statistics.median(rps)
                 rows.append({"route": name, "clients": clients, "rps": statistics.median(rps),
@@ -73,7 +81,7 @@ def main() -> None:
                              "p50_ms": statistics.median(r["p50_ms"] for r in runs),
                              "p99_ms": statistics.median(r["p99_ms"] for r in runs),
                              "errors": sum(r["errors"] for r in runs),
-                             "of_ceiling": statistics.median(rps) / ceiling_rps})
+                             "of_ceiling": statistics.median(rps) / ceiling_rps, **cpu})
                 print(rows[-1], flush=True)
             collection.delete_many({"task_id": {"$nin": ids}})
     print(table(f"api under load, 10 tasks in the store (median of {args.repeat} runs)", rows))

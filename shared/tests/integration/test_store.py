@@ -82,6 +82,21 @@ def start_at_once(store: TaskStore, task_id: str, callers: int) -> list[str]:
     return outcomes
 
 
+def test_tasks_created_at_once_by_many_threads_are_each_stored_once_and_counted(store: TaskStore):
+    """Creates made at once share insert commands (`inserts`); each thread still gets its
+    own task, stored whole, and the counts move by every one."""
+    made: list[tuple[str, int]] = []
+
+    def create(n: int) -> None:
+        made.append((store.create(AAA, {"n": n})["task_id"], n))
+
+    errors = at_once([(lambda n=n: create(n), 5) for n in range(16)])
+    assert errors == []
+    assert len({task_id for task_id, _ in made}) == 80
+    assert all(store.get(task_id)["condition"] == {"n": n} for task_id, n in made)
+    assert store.counts.total("aaa", "ready") == 80
+
+
 def test_two_concurrent_starts_one_wins(store: TaskStore):
     """Of many simultaneous starts of one task exactly one succeeds."""
     for _ in range(5):

@@ -50,6 +50,7 @@ from taskmill.store.documents import (
     new_task,
     queued,
 )
+from taskmill.store.inserts import GroupInserts
 from taskmill.store.leases import Leases, run_again
 from taskmill.store.monitoring import CommandCounter
 from taskmill.store.outbox import Outbox
@@ -75,6 +76,7 @@ class TaskStore:
                  id_factory: Callable[[str], str] = new_task_id) -> None:
         lifecycle = lifecycle or LifecycleConfig()
         self._tasks = collection
+        self._inserts = GroupInserts(collection)
         self._retries = dict(retries or {})
         self._clock = clock
         self._new_id = id_factory
@@ -168,12 +170,13 @@ class TaskStore:
 
     def create(self, service: ServiceConfig, condition: Mapping[str, Any], start: bool = False,
                priority: int = DEFAULT_PRIORITY) -> Task:
-        """Insert a new task in status ready (its start recorded when start is true)."""
+        """Insert a new task in status ready (its start recorded when start is true), in one
+        command with those other threads of the process create meanwhile (`inserts`)."""
         task = new_task(self._new_id(service.name), service, condition, start, self._clock(),
                         priority)
         with unavailable_as_error():
             try:
-                self._tasks.insert_one(task)
+                self._inserts.insert(task)
             except DuplicateKeyError as ex:  # only with a broken id factory
                 raise StateConflict(f"task {task['task_id']} already exists") from ex
         self.counts.moved(service.name, None, Status.READY.value)
@@ -194,7 +197,7 @@ class TaskStore:
             task.update(idempotency_key=idempotency_key, request_fingerprint=fingerprint)
             with unavailable_as_error():
                 try:
-                    self._tasks.insert_one(task)
+                    self._inserts.insert(task)
                 except DuplicateKeyError:
                     existing = self._tasks.find_one({"_id": task_id}, STATUS_FIELDS | {
                         "service": 1, "request_fingerprint": 1})
