@@ -78,6 +78,11 @@ def test_concurrent_changes_from_two_stores_all_count(store: TaskStore, make_con
     assert store.counts.drift() == {}
 
 
+def move_and_write(store: TaskStore, service: str) -> None:
+    store.counts.moved(service, None, Status.READY.value)
+    store.counts.flush()
+
+
 def test_the_first_moves_of_a_service_made_at_once_by_many_processes_all_count(make_config):
     """Eight stores (as eight api processes) each count a task of a service none has
     counted before, at once; twenty services in turn: every count is kept."""
@@ -85,7 +90,7 @@ def test_the_first_moves_of_a_service_made_at_once_by_many_processes_all_count(m
     try:
         for n in range(20):
             service = f"new{n}"
-            at_once([(partial(s.counts.moved, service, None, Status.READY.value), 1) for s in stores])
+            at_once([(partial(move_and_write, s, service), 1) for s in stores])
             assert stores[0].counts.total(service, Status.READY.value) == len(stores), service
     finally:
         for store in stores:
@@ -107,16 +112,16 @@ def test_a_drifted_count_is_found_and_corrected_only_while_it_stands_still(store
     assert (store.counts.total("aaa", "ready"), store.counts.total("aaa", "running")) == (4, 0)
 
 
-def test_reports_move_the_counts_in_batches_that_every_reader_sees(make_config):
-    """A worker's reports are counted in batches: another process sees them once the batch
-    is written (within counts_flush_s), the reporting process at once, and closing the
-    store writes what is still gathered."""
+def test_moves_are_counted_in_batches_that_every_reader_sees(make_config):
+    """Creates and reports move the counts in batches: another process sees them once the
+    batch is written (within counts_flush_s), the process that made them at once, and
+    closing the store writes what is still gathered."""
     reporting = TaskStore(connect(make_config().mongo), LifecycleConfig(counts_flush_s=3600))
     reading = TaskStore(connect(make_config().mongo), LifecycleConfig())
     ids = [reporting.create(AAA, {}, start=True)["task_id"] for _ in range(3)]
     for task_id in ids:
         reporting.report(task_id, Status.RUNNING, attempt=1)
-    assert reading.counts.total("aaa", "ready") == 3  # the client's creates: counted at once
+    assert reading.counts.total("aaa") == 0  # gathered, not yet written
     assert reporting.counts.total("aaa", "running") == 3  # its own reads write the batch first
     assert reading.counts.total("aaa", "running") == 3
     reporting.report(ids[0], Status.FINISHED, result={}, attempt=1)
@@ -130,4 +135,22 @@ def test_reports_move_the_counts_in_batches_that_every_reader_sees(make_config):
     wait_until("the batch written", lambda: reading.counts.total("aaa", "finished") == 2, 10)
     assert reading.counts.total("aaa", "running") == 0 and reading.counts.drift() == {}
     prompt.close()
+    reading.close()
+
+
+def test_a_lists_total_agrees_with_its_page_while_the_counts_catch_up(make_config):
+    """While another process's creates are not yet counted, a page that is not full says
+    the exact total, a full one at least the tasks up to it."""
+    creating = TaskStore(connect(make_config().mongo), LifecycleConfig(counts_flush_s=3600))
+    reading = TaskStore(connect(make_config().mongo), LifecycleConfig())
+    reading.ensure_indexes()
+    for n in range(5):
+        creating.create(AAA, {"n": n})
+    assert reading.counts.total("aaa") == 0  # gathered in the creating process
+    assert [len(page) for _, page in (reading.list(1, 10, "aaa"), reading.list(3, 2, "aaa"))] == [5, 1]
+    assert reading.list(1, 10, "aaa")[0] == 5 and reading.list(3, 2, "aaa")[0] == 5
+    assert reading.list(1, 2, "aaa")[0] == 2 and reading.list(2, 2, "aaa")[0] == 4
+    assert reading.list(1, 10, "aaa", "running")[0] == 0
+    creating.close()
+    assert reading.list(1, 2, "aaa")[0] == 5  # the counts caught up
     reading.close()

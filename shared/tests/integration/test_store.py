@@ -262,6 +262,7 @@ def test_list_pages_newest_first(store: TaskStore):
     clock = iter(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(100))
     timed = TaskStore(store._tasks, clock=lambda: next(clock))
     ids = [timed.create(AAA, {"i": i})["task_id"] for i in range(7)]
+    timed.counts.flush()
     total, page = store.list(page=2, p_size=3)
     assert total == 7
     assert [t["task_id"] for t in page] == list(reversed(ids))[3:6]

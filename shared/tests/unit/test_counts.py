@@ -1,5 +1,6 @@
-"""The task counts' writes: a client's move is written before `moved` returns, and the moves
-made while a write is in flight share the next one (a group commit)."""
+"""The task counts' writes: moves are gathered until a flush writes them all in one command;
+written at once (flush_s 0), the moves made while a write is in flight share the next one
+(a group commit)."""
 
 import threading
 from typing import Any
@@ -44,7 +45,7 @@ class Tasks:
 
 def test_moves_made_while_a_write_is_in_flight_are_written_together_before_each_returns():
     collection = Counts()
-    counts = TaskCounts(Tasks(collection), flush_s=3600)  # type: ignore[arg-type]
+    counts = TaskCounts(Tasks(collection), flush_s=0)  # type: ignore[arg-type]
     returned: dict[str, list[list[UpdateOne]]] = {}
 
     def move(service: str) -> None:
@@ -67,13 +68,14 @@ def test_moves_made_while_a_write_is_in_flight_are_written_together_before_each_
     assert all(returned[s] == collection.writes for s in "bcd")
 
 
-def test_a_clients_move_carries_the_deferred_ones_along():
+def test_moves_are_gathered_until_a_flush_writes_them_all_in_one_command():
     collection = Counts()
     collection.first_begun.set()  # no write waits
     counts = TaskCounts(Tasks(collection), flush_s=3600)  # type: ignore[arg-type]
-    counts.moved("b", "ready", "running", defer=True)
-    assert collection.writes == []  # deferred: gathered for the flusher
+    counts.moved("b", "ready", "running")
     counts.moved("a", None, "ready")
+    assert collection.writes == []  # gathered for the flusher
+    counts.flush()
     both = [created("a") + [UpdateOne({"_id": "b"}, {"$inc": {"ready": -1, "running": 1, "version": 1}})]]
     assert collection.writes == both
     counts.close()

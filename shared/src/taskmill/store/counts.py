@@ -13,15 +13,16 @@ of that service moved during either (so a change caught between its two writes i
 mistaken for drift).
 
 Every move is gathered in the process and written in a bulk write with the others gathered
-meanwhile, one update per service they touch. A move made without `defer` (a client's
-change) is written before `moved` returns: the first of the threads waiting writes for all
-of them (a group commit), so concurrent creates share a write instead of queueing on
-their service's one counts document. Moves made with `defer` (workers' reports: two of
-the three count writes of a task) are written within `flush_s` by a background thread, or
-sooner with a write for a client's change: another process sees them up to `flush_s` late,
-this process's own reads flush first, and `close` writes what is left. A process killed
-before its next flush loses at most flush_s of moves, which the dispatcher's
-reconciliation then restores like any other drift.
+meanwhile, one update per service they touch, by a background thread within `flush_s` of
+the first (a task's three status changes and a batch of them cost one command for all,
+where a write per move cost a command each and queued on the service's one counts
+document). This process's own reads of the counts write what it gathered first, so a
+client sees its own changes counted by the api process that made them; another process
+sees them up to `flush_s` late (`tasks` bounds its `total` by the page it read, see
+`TaskStore.list`). `close` writes what is left; a process killed before its next flush
+loses at most flush_s of moves, which the dispatcher's reconciliation then restores like
+any other drift. With flush_s 0 (or once closed) each move is written before `moved`
+returns: the first of the threads waiting writes for all of them (a group commit).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class TaskCounts:
     """The counts collection beside the tasks collection (`<tasks>_counts`)."""
 
     def __init__(self, tasks: Collection[Any], flush_s: float = 0.0) -> None:
-        """flush_s: how long deferred moves may wait to be written (0: not deferred)."""
+        """flush_s: how long a move may wait to be written (0: written at once)."""
         self._tasks = tasks
         self._counts: Collection[Any] = tasks.database[f"{tasks.name}_counts"]
         self._flush_s = flush_s
@@ -62,11 +63,10 @@ class TaskCounts:
         self._closed = False
         self._created = Created(self._counts, {"version": 0})  # moved by updates only
 
-    def moved(self, service: str, before: str | None, after: str | None, n: int = 1,
-              defer: bool = False) -> None:
+    def moved(self, service: str, before: str | None, after: str | None, n: int = 1) -> None:
         """Record that n tasks of service went from status `before` to `after` (None: from
-        nowhere, created; to nowhere, deleted); `defer`: with the next flush, not now.
-        Never raises: see the module's docstring."""
+        nowhere, created; to nowhere, deleted), to be written with the next flush. Never
+        raises: see the module's docstring."""
         delta: Counter[str] = Counter()
         if before is not None:
             delta[before] -= n
@@ -74,12 +74,12 @@ class TaskCounts:
             delta[after] += n
         moves = {status: d for status, d in delta.items() if d}
         if moves:
-            batch = self._gather(service, moves, defer)
+            batch = self._gather(service, moves)
             if batch is not None:
                 self._write_through(batch)
 
     def flush(self) -> None:
-        """Write the deferred moves now; when it returns, every move recorded before the
+        """Write the gathered moves now; when it returns, every move recorded before the
         call is written (or logged as lost to an error)."""
         with self._lock:
             batch = self._batch
@@ -132,7 +132,9 @@ class TaskCounts:
         return drift
 
     def correct(self, service: str, version: int, delta: Mapping[str, int]) -> bool:
-        """Apply a drift found by `drift`, unless the service's counts moved since."""
+        """Apply a drift found by `drift`, unless the service's counts moved since (this
+        process's gathered moves are written first: they count as moving)."""
+        self.flush()
         with unavailable_as_error():
             done = self._counts.update_one({"_id": service, "version": version},
                                            {"$inc": {**delta, "version": 1}})
@@ -150,12 +152,12 @@ class TaskCounts:
         for service, (version, delta) in self.drift().items():
             self.correct(service, version, delta)
 
-    def _gather(self, service: str, moves: Mapping[str, int], defer: bool) -> int | None:
+    def _gather(self, service: str, moves: Mapping[str, int]) -> int | None:
         """Add the moves to the batch being gathered: the batch's number, to be written
-        now, or None when deferred to the flusher (started with the first deferred move;
-        not deferring with flush_s 0, or once closed)."""
+        now (flush_s 0, or once closed), or None when left to the flusher (started with
+        the first move)."""
         with self._lock:
-            deferred = defer and self._flush_s > 0 and not self._closed
+            deferred = self._flush_s > 0 and not self._closed
             if deferred:
                 self._lock.notify()  # the flusher may wait for a first move
             self._gathered.setdefault(service, Counter()).update(moves)

@@ -103,7 +103,7 @@ class TaskStore:
                 self._tasks.create_index(keys, name=name)
 
     def close(self) -> None:
-        """Write the deferred count moves, close the connections to MongoDB."""
+        """Write the count moves still gathered, close the connections to MongoDB."""
         self.counts.close()
         self._tasks.database.client.close()
 
@@ -157,14 +157,15 @@ class TaskStore:
              status: str | None = None) -> tuple[int, list[Task]]:
         """Return the number of matching tasks and one page of them, newest first."""
         query, index = list_index(service, status)
-        total = self.counts.total(service, status)
+        kept = self.counts.total(service, status)
         with unavailable_as_error():
             # The page's ids in index order, in a single batch, then the tasks themselves
             # by id: the ids always fit in one batch where a page of large conditions might not.
             ids = [t["_id"] for t in one_batch(self._tasks.find(query, {"_id": 1}).sort(NEWEST)
                                                .hint(index).skip((page - 1) * p_size), p_size)]
             found = {t["task_id"]: t for t in self._tasks.find({"_id": {"$in": ids}}, LIST_FIELDS)}
-        return total, [found[task_id] for task_id in ids if task_id in found]
+        return page_total(kept, page, p_size, len(ids)), [found[task_id] for task_id in ids
+                                                          if task_id in found]
 
     # -- changes requested by clients -----------------------------------------------------
 
@@ -321,7 +322,7 @@ class TaskStore:
                 precondition["cancel_message"] = None
             before = self._apply(task_id, precondition, update)
             if before is not None:
-                self.counts.moved(before["service"], before["status"], status.value, defer=True)
+                self.counts.moved(before["service"], before["status"], status.value)
                 if status == Status.FAILED:
                     self.services.run_failed(before["service"], now)
                 return {**before, "status": status.value, "lease_until": fields["lease_until"]}
@@ -406,7 +407,7 @@ class TaskStore:
             event(Status.WAITING, now, attempt, f"attempt {attempt}: retry after: {message}")])
         if not self._changed(task_id, {"status": task["status"], "attempt": task["attempt"]}, update):
             raise StateConflict(f"task {task_id} is being changed concurrently; try again")
-        self.counts.moved(task["service"], task["status"], Status.WAITING.value, defer=True)
+        self.counts.moved(task["service"], task["status"], Status.WAITING.value)
         self.services.run_failed(task["service"], now)
         return {"task_id": task_id, "service": task["service"], "status": Status.WAITING.value,
                 "attempt": attempt, "lease_until": None}
@@ -428,6 +429,19 @@ class TaskStore:
         with unavailable_as_error():
             return bool(self._tasks.update_one({"_id": task_id, **precondition}, dict(update))
                         .modified_count)
+
+
+def page_total(kept: int, page: int, p_size: int, on_page: int) -> int:
+    """A list's total: the kept count (`counts`, which another api process's changes reach
+    up to counts_flush_s late), made to agree with the page just read. A page that is not
+    full ends the list, so it fixes the total exactly; a full one says there are at least
+    that many; an empty one past the end, at most those before it."""
+    before = (page - 1) * p_size
+    if on_page == p_size:
+        return max(kept, before + on_page)
+    if on_page:
+        return before + on_page
+    return min(kept, before)
 
 
 def request_fingerprint(condition: Mapping[str, Any], start: bool, priority: int) -> str:
