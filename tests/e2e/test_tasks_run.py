@@ -134,12 +134,13 @@ def test_a_worker_sent_sigterm_mid_stream_loses_nothing(start_system):
 
 
 def test_an_api_sent_sigterm_writes_the_counts_of_the_reports_it_gathered(start_system):
-    """Reports move the task counts in batches (here an hour apart): stopping the api
-    writes its batch, so `total` counts every run that ended."""
+    """Changes move the task counts in batches (here an hour apart): stopping the api (and
+    the dispatcher) writes their batches, so `total` counts every run that ended."""
     system = start_system(workers=("aaa",), lifecycle={"counts_flush_s": 3600})
     ids = [system.api.create_task("aaa", {"limit": 1}, start=True) for _ in range(4)]
     system.wait_final(ids)
     with closing(TaskStore(connect(system.config.mongo))) as store:
+        assert system.stop("dispatcher") == 0  # its publications' moves: written
         assert store.counts.total("aaa", "finished") == 0  # gathered in the api, not yet written
         assert system.stop("api") == 0
         assert {s: store.counts.total("aaa", s) for s in ("ready", "waiting", "running", "finished")} \

@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         dispatcher.run()
     finally:
         members.close()
+        store.close()  # writes the count moves still gathered (TaskCounts)
 
 
 if __name__ == "__main__":
