@@ -3,10 +3,11 @@
 The `tasks` list answers an exact `total`; counting the matching tasks on every call
 would cost time in proportion to them (a quarter of a second at a million on the local
 engine), so the counts live in a small collection of their own, one document per service
-(`{_id: service, ready: n, …, version: v}`), moved by every change of status right after
-the task's own update. The two writes are not one transaction (MongoDB offers none on a
-standalone server, FerretDB none at all): a process that dies between them leaves a count
-off by one, and a failed count update is logged, not raised (the task's change stands).
+(`{_id: service, ready: n, …, version: v}`), moved by every change of status: recorded
+right after the task's own update, written in batches (below). The two writes are not one
+transaction (MongoDB offers none on a standalone server, FerretDB none at all): a process
+that dies between them leaves a count off, and a failed count update is logged, not
+raised (the task's change stands).
 `TaskCounts.drift` finds such differences by counting the tasks themselves; the dispatcher
 corrects a service's count when two checks in a row find the same difference and nothing
 of that service moved during either (so a change caught between its two writes is not

@@ -9,7 +9,7 @@ One document's failure is its own (a duplicate _id is refused for that document 
 others are inserted); a failure of the whole command (the server away) is every
 waiting thread's. Nobody waits for company: a thread alone writes at once, so one
 client's create costs what it did, and a busy process writes as many documents per
-command as it has threads waiting.
+command as it has threads waiting (pymongo splits a group larger than a message).
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteError
-
-# The most documents in one command (the api has far fewer threads).
-MAX_BATCH = 1000
 
 
 @dataclass
@@ -52,9 +49,9 @@ class GroupInserts:
         with self._lock:
             self._waiting.append(mine)
         with self._writing:
-            while not mine.done:
+            if not mine.done:  # not written by an earlier pen holder: queued, so taken now
                 with self._lock:
-                    group, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                    group, self._waiting = self._waiting, []
                 _write(self._collection, group)
         if mine.failed is not None:
             raise copy.copy(mine.failed)  # each thread its own (a traceback is per raise)
