@@ -63,13 +63,23 @@ def at_once(writers: list[tuple[Callable[[], Any], int]]) -> list[BaseException]
     return errors
 
 
+def task_in(store: TaskStore, service: ServiceConfig, status: Status) -> str:
+    """A new task of `service` brought to `status` at attempt 1 the way the system does it
+    (every due task of the service is published on the way)."""
+    task_id = store.create(service, {}, start=True)["task_id"]
+    store.outbox.mark_published(store.outbox.due(100, service.name))
+    if status in (Status.RUNNING, Status.FINISHED):
+        store.report(task_id, Status.RUNNING, attempt=1)
+    if status in (Status.FINISHED, Status.FAILED):
+        store.report(task_id, status, attempt=1)
+    assert store.get(task_id)["status"] == status
+    return task_id
+
+
 def running_task(store: TaskStore, service: ServiceConfig) -> str:
     """A new task of `service` in a TaskStore, started, published and reported running
     (attempt 1)."""
-    task_id = store.create(service, {}, start=True)["task_id"]
-    store.outbox.mark_published(store.outbox.due(100, service.name))
-    store.report(task_id, Status.RUNNING, attempt=1)
-    return task_id
+    return task_in(store, service, Status.RUNNING)
 
 
 def write_config(path: Path, services: Mapping[str, Mapping[str, str]] | None = None,

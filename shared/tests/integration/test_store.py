@@ -13,7 +13,7 @@ from taskmill.errors import DependencyUnavailable, StateConflict, TaskNotFound
 from taskmill.schema import Status
 from taskmill.store import TaskStore, connect
 from taskmill.store.connection import each_by_id
-from tests.helpers import Clock, at_once
+from tests.helpers import Clock, at_once, task_in
 
 pytestmark = pytest.mark.integration
 
@@ -208,7 +208,7 @@ def test_a_second_worker_reporting_a_running_attempt_running_is_refused(store: T
     """A message delivered twice (a rebalance, a lapsed share-group lock): the worker that
     reported running first keeps the run, the second is refused and the task unchanged;
     the first's retried report is answered as before."""
-    task_id = task_in(store, Status.WAITING)
+    task_id = task_in(store, AAA, Status.WAITING)
     store.report(task_id, Status.RUNNING, attempt=1, worker="host-1-a")
     before = store.get(task_id)
     with pytest.raises(StateConflict, match="running on another worker"):
@@ -217,19 +217,6 @@ def test_a_second_worker_reporting_a_running_attempt_running_is_refused(store: T
     assert store.report(task_id, Status.RUNNING, attempt=1, worker="host-1-a")["status"] == "running"
     store.report(task_id, Status.FINISHED, attempt=1, worker="host-1-a")
     assert store.get(task_id)["status"] == "finished"
-
-
-def task_in(store: TaskStore, status: Status) -> str:
-    """A task brought to status at attempt 1 the way the system does it."""
-    task_id = store.create(AAA, {})["task_id"]
-    store.request_start(task_id)
-    store.outbox.mark_published(store.outbox.due(10, "aaa"))
-    if status in (Status.RUNNING, Status.FINISHED):
-        store.report(task_id, Status.RUNNING, attempt=1)
-    if status in (Status.FINISHED, Status.FAILED):
-        store.report(task_id, status, attempt=1)
-    assert store.get(task_id)["status"] == status
-    return task_id
 
 
 # The contract's lifecycle (API.md, update_status_task): moves a worker may report, plus
@@ -245,7 +232,7 @@ def test_every_report_from_every_state(store: TaskStore):
     seen = set()
     for current in (Status.WAITING, Status.RUNNING, Status.FINISHED, Status.FAILED):
         for reported in (Status.RUNNING, Status.FINISHED, Status.FAILED):
-            task_id = task_in(store, current)
+            task_id = task_in(store, AAA, current)
             before = store.get(task_id)
             try:
                 store.report(task_id, reported, attempt=1)

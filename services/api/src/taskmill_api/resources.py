@@ -12,9 +12,11 @@ from taskmill.config import Config
 from taskmill.errors import StateConflict, TaskNotFound
 from taskmill.schema import iso
 from taskmill.store import TaskStore
+from taskmill.store.documents import Task
+from taskmill.store.reports import Report
 from taskmill_api import metrics, views
 from taskmill_api.errors import http_code
-from taskmill_api.validation import StatusUpdate, Validator
+from taskmill_api.validation import Validator
 
 
 class Tasks:
@@ -49,27 +51,21 @@ class Tasks:
 
     def on_post_update_status(self, req: falcon.Request, resp: falcon.Response) -> None:
         """One report, or a list: every one is checked before any is applied; then each is
-        applied in order and a list's refused reports (404, 409) are answered in its place."""
+        applied as if alone (`TaskStore.report_each`) and a list's refused reports (404,
+        409) are answered in its place."""
         ask = self._check.update_status(req.context.body)
         for report in ask.reports:
             req.context.caller.check_report(report.task_id, report.attempt)
-        answer = ([self._report_or_refusal(report) for report in ask.reports] if ask.listed
-                  else self._report(ask.reports[0]))
-        resp.media = {"result": "ok", "status": answer}
-
-    def _report(self, ask: StatusUpdate) -> dict[str, Any]:
-        task = self._store.report(ask.task_id, ask.status, ask.message, ask.result, ask.attempt,
-                                  ask.retry, ask.worker)
-        metrics.STATUS_REPORTS.labels(task["service"], task["status"]).inc()
-        return {"task_id": task["task_id"], "status": task["status"]}
-
-    def _report_or_refusal(self, ask: StatusUpdate) -> dict[str, Any]:
-        try:
-            return self._report(ask)
-        except (TaskNotFound, StateConflict) as ex:
-            if isinstance(ex, StateConflict):
-                metrics.STATE_CONFLICTS.labels("/api/update_status_task").inc()
-            return {"task_id": ask.task_id, "error": http_code(ex), "message": str(ex)}
+        outcomes = self._store.report_each(ask.reports)
+        if not ask.listed:
+            [outcome] = outcomes
+            if isinstance(outcome, Exception):
+                raise outcome
+            resp.media = {"result": "ok", "status": _reported(outcome)}
+            return
+        resp.media = {"result": "ok", "status": [
+            _refused(report, outcome) if isinstance(outcome, Exception) else _reported(outcome)
+            for report, outcome in zip(ask.reports, outcomes, strict=True)]}
 
     def on_post_heartbeat(self, req: falcon.Request, resp: falcon.Response) -> None:
         ask = self._check.heartbeat(req.context.body)
@@ -149,3 +145,16 @@ class OpenApi:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self._document
+
+
+def _reported(task: Task) -> dict[str, Any]:
+    """A report's answer: the status it left the task in."""
+    metrics.STATUS_REPORTS.labels(task["service"], task["status"]).inc()
+    return {"task_id": task["task_id"], "status": task["status"]}
+
+
+def _refused(report: Report, refusal: TaskNotFound | StateConflict) -> dict[str, Any]:
+    """A list's refused report, answered in its place."""
+    if isinstance(refusal, StateConflict):
+        metrics.STATE_CONFLICTS.labels("/api/update_status_task").inc()
+    return {"task_id": report.task_id, "error": http_code(refusal), "message": str(refusal)}

@@ -15,6 +15,7 @@ from taskmill.config import Config
 from taskmill.errors import InvalidParameter
 from taskmill.schema import Status
 from taskmill.store.documents import DEFAULT_PRIORITY
+from taskmill.store.reports import Report
 from taskmill_api import contract
 from taskmill_api.contract import MAX_DEPTH
 from taskmill_api.schema_check import Checker, Path, vet, where
@@ -49,21 +50,10 @@ class StatusQuery:
 
 
 @dataclass(frozen=True)
-class StatusUpdate:
-    task_id: str
-    status: Status
-    message: Any
-    result: dict[str, Any] | None
-    attempt: int | None
-    retry: bool
-    worker: str | None = None
-
-
-@dataclass(frozen=True)
 class StatusUpdates:
     """One report, or a list of them (`listed`: answered as a list)."""
 
-    reports: list[StatusUpdate]
+    reports: list[Report]
     listed: bool
 
 
@@ -153,11 +143,11 @@ class Validator:
         self._body("/api/service_stats", body)
 
 
-def _status_update(data: dict[str, Any]) -> StatusUpdate:
-    return StatusUpdate(task_id=data["task_id"], status=Status(data["status"]),
-                        message=data.get("message"), result=data.get("result"),
-                        attempt=data.get("attempt"), retry=data.get("retry", False),
-                        worker=data.get("worker"))
+def _status_update(data: dict[str, Any]) -> Report:
+    return Report(task_id=data["task_id"], status=Status(data["status"]),
+                  message=data.get("message"), result=data.get("result"),
+                  attempt=data.get("attempt"), retry=data.get("retry", False),
+                  worker=data.get("worker"))
 
 
 def _unwrapped(body: dict[str, Any]) -> dict[str, Any]:

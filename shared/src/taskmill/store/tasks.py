@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from taskmill.config import Config, LifecycleConfig, RetryConfig, ServiceConfig
 from taskmill.errors import StateConflict, TaskNotFound
@@ -30,6 +32,7 @@ from taskmill.schema import (
     Status,
     keyed_task_id,
     new_task_id,
+    service_of,
     utcnow,
 )
 from taskmill.store.connection import connect, one_batch, unavailable_as_error
@@ -42,7 +45,6 @@ from taskmill.store.documents import (
     NOT_CANCELLED,
     SERVICE_STATUS_INDEX,
     STATUS_FIELDS,
-    UNQUEUED,
     Task,
     ended_failed,
     event,
@@ -56,6 +58,14 @@ from taskmill.store.monitoring import CommandCounter
 from taskmill.store.outbox import Outbox
 from taskmill.store.overview import WINDOW, RunTimes, ServiceOverview, counts_of, ended_since
 from taskmill.store.pending import Pending
+from taskmill.store.reports import (
+    USUAL_FROM,
+    Report,
+    pinnable,
+    pinned_filter,
+    report_update,
+    reported_fields,
+)
 from taskmill.store.retention import Retention
 from taskmill.store.service_states import ServiceStates
 
@@ -296,40 +306,49 @@ class TaskStore:
         message delivered twice) is refused, so it does not run beside the first; an
         unnamed report is not compared.
         """
+        return self._report(Report(task_id, status, message, result, attempt, retry, worker),
+                            self._clock())
+
+    def report_each(self, reports: Sequence[Report]) -> list[Task | TaskNotFound | StateConflict]:
+        """Apply reports sent together, each as `report` would alone: for each, in order, the
+        task as `report` answers it or the refusal it met.
+
+        Those that name their attempt and leave the status they usually do (`USUAL_FROM`:
+        a worker's pair, one run's end and the next one's start) are written first, in one
+        bulk write of updates pinned to that status, so that each one's count moves by a
+        known key without a read: one command where `report` makes one per report. Each
+        carries this call's token (`report_token`), by which the tasks it changed are read
+        back when not all were; those it did not change, and the others, then go through
+        `report`. A list that names a task twice goes through `report`, one at a time.
+        """
         now = self._clock()
-        fields: dict[str, Any] = {"status": status.value, f"status_message.{status.value}": message,
-                                  "update_time": now}
-        if status == Status.RUNNING:
-            fields.update(start_time=now, lease_until=now + self._lease, worker=worker, **UNQUEUED)
-        else:
-            fields.update(end_time=now, lease_until=None, **UNQUEUED)
-        if status == Status.FINISHED:
-            fields.update(result=dict(result or {}), progress=1.0)
-        for _ in range(_RACE_ATTEMPTS):
-            if attempt is None or retry:  # needs the task's attempt or its retry count first
-                task = self._read(task_id, {"status": 1, "attempt": 1, "run_attempts": 1, "service": 1,
-                                            "cancel_message": 1})
-                _check_attempt(task_id, task, attempt)
-                retried = self._retried(task_id, task, status, retry, message, now)
-                if retried is not None:
-                    return retried
-                known = task["attempt"]
-            else:
-                known = attempt
-            update = {"$set": fields, "$push": {"history": event(status, now, known, message)}}
-            precondition = {"attempt": known, **_reportable(status)}
-            if status != Status.RUNNING:
-                precondition["cancel_message"] = None
-            before = self._apply(task_id, precondition, update)
-            if before is not None:
-                self.counts.moved(before["service"], before["status"], status.value)
-                if status == Status.FAILED:
-                    self.services.run_failed(before["service"], now)
-                return {**before, "status": status.value, "lease_until": fields["lease_until"]}
-            answer = self._refused_report(task_id, status, known, now, worker)
-            if answer is not None:
-                return answer
-        raise StateConflict(f"task {task_id} is being changed concurrently; try again")
+        usual = {i: r for i, r in enumerate(reports) if pinnable(r)}
+        if len(usual) < 2 or len({r.task_id for r in reports}) < len(reports):
+            return [self._report_or_refusal(r, now) for r in reports]
+        token = uuid.uuid4().hex
+        fields = {i: {**reported_fields(r, now, self._lease), "report_token": token}
+                  for i, r in usual.items()}
+        # In _id order, as the dispatcher's bulk writes lock the tasks they share.
+        writes = [UpdateOne(pinned_filter(r), report_update(r, fields[i], r.attempt, now))
+                  for i, r in sorted(usual.items(), key=lambda item: item[1].task_id)]
+        with unavailable_as_error():
+            try:
+                changed = self._tasks.bulk_write(writes, ordered=False).modified_count
+            except BulkWriteError as ex:  # a deadlock's victim: it goes through `report`
+                changed = ex.details["nModified"]
+            if changed < len(usual):
+                marked = {t["_id"] for t in self._tasks.find(
+                    {"_id": {"$in": [r.task_id for r in usual.values()]}},
+                    {"_id": 1, "report_token": 1}) if t.get("report_token") == token}
+                usual = {i: r for i, r in usual.items() if r.task_id in marked}
+        applied: dict[int, Task] = {}
+        for i, ask in usual.items():  # before any other report can fail the call
+            service = service_of(ask.task_id)
+            self._reported(service, USUAL_FROM[ask.status].value, ask.status, now)
+            applied[i] = {"task_id": ask.task_id, "service": service, "status": ask.status.value,
+                          "attempt": ask.attempt, "lease_until": fields[i]["lease_until"]}
+        return [applied[i] if i in applied else self._report_or_refusal(ask, now)
+                for i, ask in enumerate(reports)]
 
     def heartbeat(self, task_id: str, attempt: int | None, progress: float | None = None,
                   message: Any = None) -> Task:
@@ -356,6 +375,43 @@ class TaskStore:
                             "lease to renew")
 
     # -- internals ---------------------------------------------------------------------
+
+    def _report(self, ask: Report, now: datetime) -> Task:
+        fields = reported_fields(ask, now, self._lease)
+        for _ in range(_RACE_ATTEMPTS):
+            if ask.attempt is None or ask.retry:  # needs the task's attempt or its retry count first
+                task = self._read(ask.task_id, {"status": 1, "attempt": 1, "run_attempts": 1,
+                                                "service": 1, "cancel_message": 1})
+                _check_attempt(ask.task_id, task, ask.attempt)
+                retried = self._retried(ask.task_id, task, ask.status, ask.retry, ask.message, now)
+                if retried is not None:
+                    return retried
+                known = task["attempt"]
+            else:
+                known = ask.attempt
+            precondition = {"attempt": known, **_reportable(ask.status)}
+            if ask.status != Status.RUNNING:
+                precondition["cancel_message"] = None
+            before = self._apply(ask.task_id, precondition, report_update(ask, fields, known, now))
+            if before is not None:
+                self._reported(before["service"], before["status"], ask.status, now)
+                return {**before, "status": ask.status.value, "lease_until": fields["lease_until"]}
+            answer = self._refused_report(ask.task_id, ask.status, known, now, ask.worker)
+            if answer is not None:
+                return answer
+        raise StateConflict(f"task {ask.task_id} is being changed concurrently; try again")
+
+    def _report_or_refusal(self, ask: Report, now: datetime) -> Task | TaskNotFound | StateConflict:
+        try:
+            return self._report(ask, now)
+        except (TaskNotFound, StateConflict) as refusal:
+            return refusal
+
+    def _reported(self, service: str, before: str, status: Status, now: datetime) -> None:
+        """Move the counts of a report that changed its task; a failure is the service's."""
+        self.counts.moved(service, before, status.value)
+        if status == Status.FAILED:
+            self.services.run_failed(service, now)
 
     def _refused_report(self, task_id: str, status: Status, attempt: int, now: datetime,
                         worker: str | None) -> Task | None:
