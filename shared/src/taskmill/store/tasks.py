@@ -334,7 +334,7 @@ class TaskStore:
         with unavailable_as_error():
             try:
                 changed = self._tasks.bulk_write(writes, ordered=False).modified_count
-            except BulkWriteError as ex:  # a deadlock's victim: it goes through `report`
+            except BulkWriteError as ex:  # one refused (a deadlock's victim): it goes through `report`
                 changed = ex.details["nModified"]
             if changed < len(usual):
                 marked = {t["_id"] for t in self._tasks.find(
