@@ -15,8 +15,11 @@ from taskmill.store.documents import UNQUEUED, event
 
 @dataclass(frozen=True)
 class Report:
-    """One report (update_status_task): the run it names (`attempt`; None: the current one),
-    a failure that may run again (`retry`), the worker that sends it."""
+    """One report (update_status_task) as the api checked it: the run it names (`attempt`;
+    None: the current one), a failure that may run again (`retry`), the worker that sends
+    it. `taskmill.client.Report` is the same report as a worker sends it: any status
+    string, which the api checks (a client that turned it into a `Status` itself would
+    answer a typo with a ValueError instead of the api's 400)."""
 
     task_id: str
     status: Status
