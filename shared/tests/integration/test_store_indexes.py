@@ -11,6 +11,7 @@ the collection's shard key alone: that one does not count.)
 import re
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -20,12 +21,17 @@ from taskmill.config import MongoConfig, ServiceConfig
 from taskmill.schema import Status, new_task_id, utcnow
 from taskmill.store import TaskStore, connect, new_task
 from taskmill.store.documents import (
+    IN_OUTBOX,
+    INDEXES,
+    LEASE_INDEX,
     LIST_INDEXES,
     NEWEST,
     OUTBOX_INDEX,
     PRIORITY_INDEX,
     PUBLISH_ORDER,
+    REPLACED_INDEXES,
     SERVICE_STATUS_INDEX,
+    lease_ended,
     list_index,
 )
 
@@ -77,6 +83,28 @@ def plan_of(collection: Collection, query: Mapping[str, Any], **options: Any) ->
     return list(stages(answer))
 
 
+def reads(collection: Collection, query: Mapping[str, Any], index: str, **options: Any) -> bool:
+    """Whether the server reads the query's answer from that index (all of it, for a partial
+    index whose filter the query states: no condition left for the scan to apply)."""
+    answer = collection.database.command("explain", {"find": collection.name, "filter": dict(query),
+                                                     **options}, verbosity="queryPlanner")
+    return index in indexes_read(answer)
+
+
+def indexes_read(plan: Any) -> Iterator[str]:
+    """The name of every index an explain answer's plan scans (MongoDB's indexName, the
+    local engine's Index Name: the index's MongoDB name)."""
+    if isinstance(plan, Mapping):
+        for key in ("indexName", "Index Name"):
+            if isinstance(plan.get(key), str):
+                yield plan[key]
+        for value in plan.values():
+            yield from indexes_read(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            yield from indexes_read(value)
+
+
 def uses_index(plan: list[str]) -> bool:
     return any(stage == "IXSCAN" or stage.endswith("Index Scan on document") for stage in plan)
 
@@ -106,20 +134,20 @@ def test_a_list_page_is_read_in_index_order(filled: Collection, service, status)
 
 
 def test_the_dispatcher_reads_due_tasks_in_start_order_from_the_index(filled: Collection):
-    plan = plan_of(filled, {"outbox": True}, sort={"start_requested_at": 1}, limit=200,
-                   hint=OUTBOX_INDEX[0])
-    assert uses_index(plan) and not sorts(plan), plan
+    options = {"sort": {"start_requested_at": 1}, "limit": 200, "hint": OUTBOX_INDEX.name}
+    plan = plan_of(filled, IN_OUTBOX, **options)
+    assert reads(filled, IN_OUTBOX, OUTBOX_INDEX.name, **options) and not sorts(plan), plan
 
 
 def test_the_relays_idle_check_is_served_by_the_outbox_index(filled: Collection):
     plan = plan_of(filled, {"outbox": True, "start_requested_at": {"$lte": utcnow()}}, limit=1,
-                   hint=OUTBOX_INDEX[0])
+                   hint=OUTBOX_INDEX.name)
     assert uses_index(plan), plan
 
 
 def test_a_services_due_tasks_are_read_in_priority_order_from_the_index(filled: Collection):
     due = {"outbox": True, "service": "aaa", "start_requested_at": {"$lte": utcnow()}}
-    plan = plan_of(filled, due, sort=dict(PUBLISH_ORDER), limit=200, hint=PRIORITY_INDEX[0])
+    plan = plan_of(filled, due, sort=dict(PUBLISH_ORDER), limit=200, hint=PRIORITY_INDEX.name)
     assert uses_index(plan) and not sorts(plan), plan
 
 
@@ -130,11 +158,46 @@ def test_a_services_due_tasks_are_read_in_priority_order_from_the_index(filled: 
      {"service": "aaa", "status": "finished", "outbox": False, "end_time": {"$lt": utcnow()}}),
 ])
 def test_the_dispatchers_counts_and_deletions_are_served_by_an_index(filled: Collection, what, query):
-    assert uses_index(plan_of(filled, query, hint=SERVICE_STATUS_INDEX[0])), what
+    assert uses_index(plan_of(filled, query, hint=SERVICE_STATUS_INDEX.name)), what
+
+
+def test_expired_leases_are_read_oldest_first_from_the_lease_index(filled: Collection):
+    expired = {"status": {"$in": ["waiting", "running"]}, **lease_ended(utcnow())}
+    plan = plan_of(filled, expired, sort={"lease_until": 1}, limit=100, hint=LEASE_INDEX.name)
+    assert uses_index(plan), plan
 
 
 def test_every_list_filter_has_its_index(filled: Collection):
-    assert {name for name, _ in LIST_INDEXES.values()} <= {i["name"] for i in filled.list_indexes()}
+    assert {index.name for index in LIST_INDEXES.values()} <= {i["name"] for i in filled.list_indexes()}
+
+
+def test_the_outbox_and_lease_indexes_hold_only_their_tasks(filled: Collection):
+    held = {i["name"]: i.get("partialFilterExpression") for i in filled.list_indexes()}
+    assert held[OUTBOX_INDEX.name] == held[PRIORITY_INDEX.name] == {"outbox": True}
+    assert held[LEASE_INDEX.name] == {"lease_until": {"$type": "date"}}
+
+
+def test_indexes_an_earlier_version_made_are_replaced(mongo_uri: str):
+    """A store whose outbox and lease indexes hold every task (as before they were
+    partial) gets the partial ones, and the full ones are dropped, also by two processes
+    ensuring the indexes at once; its tasks are found as before."""
+    dbname = f"test_indexes_{uuid.uuid4().hex[:8]}"
+    collection = connect(MongoConfig(uri=mongo_uri, dbname=dbname, collection="tasks", timeout_ms=30000))
+    try:
+        collection.create_index([("outbox", 1), ("start_requested_at", 1)], name="outbox_due")
+        collection.create_index([("outbox", 1), ("service", 1), *PUBLISH_ORDER], name="outbox_priority")
+        collection.create_index([("status", 1), ("lease_until", 1)], name="leases")
+        store = TaskStore(collection)
+        task_id = store.create(SERVICES[0], {}, start=True)["task_id"]
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: TaskStore(collection).ensure_indexes(), range(2)))
+        names = {i["name"] for i in collection.list_indexes()}
+        assert {index.name for index in INDEXES} <= names
+        assert not names & REPLACED_INDEXES
+        assert [t["task_id"] for t in store.outbox.due(10, "aaa")] == [task_id]
+    finally:
+        collection.database.client.drop_database(dbname)
+        collection.database.client.close()
 
 
 def test_the_check_can_tell_a_full_read_and_a_sort(filled: Collection):

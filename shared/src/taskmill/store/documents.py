@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskmill.config import ServiceConfig
 from taskmill.schema import Status
@@ -23,25 +23,48 @@ Task = dict[str, Any]
 # The list's order, newest first; task_id breaks ties between tasks of one millisecond.
 NEWEST = [("create_time", -1), ("task_id", -1)]
 
+
+class Index(NamedTuple):
+    """An index of the tasks collection: its name (what queries hint), its keys, and, for a
+    partial index, the filter of the tasks it holds (a query reaches it only by stating
+    that filter itself)."""
+
+    name: str
+    keys: list[tuple[str, int]]
+    holds: Mapping[str, Any] | None = None
+
+
 # Each list filter has the index that serves it and the sort: an equality prefix, then the
 # order (a store sorts a page by walking the index, never by reading every match).
-LIST_INDEXES: dict[tuple[str, ...], tuple[str, list[tuple[str, int]]]] = {
-    (): ("list_newest", NEWEST),
-    ("service",): ("list_service", [("service", 1), *NEWEST]),
-    ("status",): ("list_status", [("status", 1), *NEWEST]),
-    ("service", "status"): ("list_service_status", [("service", 1), ("status", 1), *NEWEST]),
+LIST_INDEXES: dict[tuple[str, ...], Index] = {
+    (): Index("list_newest", NEWEST),
+    ("service",): Index("list_service", [("service", 1), *NEWEST]),
+    ("status",): Index("list_status", [("status", 1), *NEWEST]),
+    ("service", "status"): Index("list_service_status", [("service", 1), ("status", 1), *NEWEST]),
 }
 # The outbox in start order (its size and age), and per service in the order the
-# dispatcher publishes it: highest priority first, then oldest start.
-OUTBOX_INDEX = ("outbox_due", [("outbox", 1), ("start_requested_at", 1)])
+# dispatcher publishes it: highest priority first, then oldest start. Both hold only the
+# tasks in the outbox, and the lease index only the tasks that hold a lease (waiting for
+# or running on a worker): every write of a task adds an entry to each index that holds
+# it (on the local engine index entries are most of a write's cost), and most writes are
+# of tasks in neither. A partial index's filter is not among its keys: the local engine
+# takes a sort from an index only if every key before the sorted ones is matched by a
+# condition it keeps, and it drops the condition the filter implies. It refuses `$in` in
+# a partial filter (status waiting or running): a held lease is a date, an ended or
+# unstarted task's is null.
+IN_OUTBOX: dict[str, Any] = {"outbox": True}
+LEASE_HELD: dict[str, Any] = {"lease_until": {"$type": "date"}}
+OUTBOX_INDEX = Index("outbox_queue", [("start_requested_at", 1)], IN_OUTBOX)
 PUBLISH_ORDER = [("priority", -1), ("start_requested_at", 1)]
-PRIORITY_INDEX = ("outbox_priority", [("outbox", 1), ("service", 1), *PUBLISH_ORDER])
-LEASE_INDEX = ("leases", [("status", 1), ("lease_until", 1)])
+PRIORITY_INDEX = Index("outbox_publish_order", [("service", 1), *PUBLISH_ORDER], IN_OUTBOX)
+LEASE_INDEX = Index("held_leases", [("status", 1), ("lease_until", 1)], LEASE_HELD)
 # A service's tasks of one status, published or not (the tasks waiting on Kafka), ended
 # when (retention).
-SERVICE_STATUS_INDEX = ("service_status", [("service", 1), ("status", 1), ("outbox", 1),
-                                           ("end_time", 1)])
+SERVICE_STATUS_INDEX = Index("service_status", [("service", 1), ("status", 1), ("outbox", 1),
+                                                ("end_time", 1)])
 INDEXES = [*LIST_INDEXES.values(), OUTBOX_INDEX, PRIORITY_INDEX, LEASE_INDEX, SERVICE_STATUS_INDEX]
+# Indexes of earlier versions that those above replace: dropped once these exist.
+REPLACED_INDEXES = frozenset({"outbox_due", "outbox_priority", "leases"})
 
 DEFAULT_PRIORITY = 5
 
@@ -63,10 +86,16 @@ def queued(at: datetime) -> dict[str, Any]:
     return {"outbox": True, "start_requested_at": at}
 
 
+def lease_ended(before: datetime) -> dict[str, Any]:
+    """The filter of the tasks whose lease ended before then (the lease index's filter
+    stated, so that the query reaches it)."""
+    return {"lease_until": {**LEASE_HELD["lease_until"], "$lt": before}}
+
+
 def list_index(service: str | None, status: str | None) -> tuple[dict[str, str], str]:
     """The filter of a list query and the name of the index that serves it."""
     query = {k: v for k, v in (("service", service), ("status", status)) if v is not None}
-    return query, LIST_INDEXES[tuple(query)][0]
+    return query, LIST_INDEXES[tuple(query)].name
 
 
 def new_task(task_id: str, service: ServiceConfig, condition: Mapping[str, Any], start: bool,

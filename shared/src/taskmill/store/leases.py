@@ -20,7 +20,7 @@ from pymongo.collection import Collection
 from taskmill.schema import BUSY, Status
 from taskmill.store.connection import one_batch, unavailable_as_error
 from taskmill.store.counts import TaskCounts
-from taskmill.store.documents import LEASE_INDEX, Task, ended_failed, event, queued
+from taskmill.store.documents import LEASE_INDEX, Task, ended_failed, event, lease_ended, queued
 
 Clock = Callable[[], datetime]
 
@@ -50,13 +50,13 @@ class Leases:
     def recover_expired(self, limit: int, services: Sequence[str]) -> list[Recovered]:
         """Run again (or fail) up to `limit` tasks whose lease expired, oldest first."""
         now = self._clock()
-        query = {"status": {"$in": [s.value for s in BUSY]}, "lease_until": {"$lt": now},
+        query = {"status": {"$in": [s.value for s in BUSY]}, **lease_ended(now),
                  "service": {"$in": list(services)}}
         fields = {"_id": 1, "status": 1, "service": 1, "attempt": 1, "run_attempts": 1,
                   "cancel_message": 1}
         with unavailable_as_error():
             expired = list(one_batch(self._tasks.find(query, fields).sort("lease_until", 1)
-                                     .hint(LEASE_INDEX[0]), limit))
+                                     .hint(LEASE_INDEX.name), limit))
             recovered = [self._recover(task, now) for task in expired]
         return [r for r in recovered if r is not None]
 

@@ -25,6 +25,7 @@ from taskmill.schema import Status
 from taskmill.store.connection import each_by_id, one_batch, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import (
+    IN_OUTBOX,
     OUTBOX_INDEX,
     PRIORITY_INDEX,
     PUBLISH_ORDER,
@@ -54,7 +55,7 @@ class Outbox:
         an idle relay round costs this instead of two reads per service)."""
         with unavailable_as_error():
             return self._tasks.find_one(_due(self._clock()), {"_id": 1},
-                                        hint=OUTBOX_INDEX[0]) is not None
+                                        hint=OUTBOX_INDEX.name) is not None
 
     def due(self, limit: int, service: str) -> list[Task]:
         """Up to `limit` tasks of `service` due for publication, highest priority first, then
@@ -63,7 +64,7 @@ class Outbox:
         with unavailable_as_error():
             return list(one_batch(self._tasks.find({**_due(self._clock()), "service": service},
                                                    RELAY_FIELDS)
-                                  .sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]), limit))
+                                  .sort(PUBLISH_ORDER).hint(PRIORITY_INDEX.name), limit))
 
     def mark_published(self, published: Sequence[Task]) -> int:
         """Record that the broker confirmed the messages of these tasks: they wait for a
@@ -105,23 +106,23 @@ class Outbox:
         (measured)."""
         with unavailable_as_error():
             found = self._tasks.find({"service": service, "status": Status.WAITING.value,
-                                      "outbox": False}, {"_id": 1}).hint(SERVICE_STATUS_INDEX[0])
+                                      "outbox": False}, {"_id": 1}).hint(SERVICE_STATUS_INDEX.name)
             return len(list(found if at_most is None else one_batch(found, at_most)))
 
     def queued(self) -> dict[str, int]:
         """How many started tasks of each service await publication."""
         with unavailable_as_error():
-            groups = self._tasks.aggregate([{"$match": {"outbox": True}},
+            groups = self._tasks.aggregate([{"$match": IN_OUTBOX},
                                             {"$group": {"_id": "$service", "n": {"$sum": 1}}}],
-                                           hint=OUTBOX_INDEX[0])
+                                           hint=OUTBOX_INDEX.name)
             return {group["_id"]: group["n"] for group in groups}
 
     def oldest_start(self) -> datetime | None:
         """When the longest-waiting task awaiting publication was started (None: none is)."""
         with unavailable_as_error():
-            oldest = self._tasks.find_one({"outbox": True}, {"_id": 0, "start_requested_at": 1},
+            oldest = self._tasks.find_one(IN_OUTBOX, {"_id": 0, "start_requested_at": 1},
                                           sort=[("start_requested_at", ASCENDING)],
-                                          hint=OUTBOX_INDEX[0])
+                                          hint=OUTBOX_INDEX.name)
         return None if oldest is None else oldest["start_requested_at"]
 
 
@@ -134,5 +135,5 @@ def _as_read(task: Task) -> dict[str, Any]:
 
 def _due(now: datetime) -> dict[str, Any]:
     """Started tasks whose time to be published has come (a retry's backoff may not have)."""
-    return {"outbox": True, "start_requested_at": {"$lte": now}}
+    return {**IN_OUTBOX, "start_requested_at": {"$lte": now}}
 

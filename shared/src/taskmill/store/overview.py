@@ -72,5 +72,5 @@ def ended_since(tasks: Collection[Task], services: Sequence[str], since: datetim
                     "outbox": False, "end_time": {"$gte": since}}},
         {"$group": {"_id": {"service": "$service", "status": "$status"}, "n": {"$sum": 1}}}]
     with unavailable_as_error():
-        found = tasks.aggregate(pipeline, hint=SERVICE_STATUS_INDEX[0])
+        found = tasks.aggregate(pipeline, hint=SERVICE_STATUS_INDEX.name)
         return {(doc["_id"]["service"], doc["_id"]["status"]): int(doc["n"]) for doc in found}

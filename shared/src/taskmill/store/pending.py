@@ -25,7 +25,7 @@ from pymongo.collection import Collection
 
 from taskmill.schema import Status, iso
 from taskmill.store.connection import one_batch, unavailable_as_error
-from taskmill.store.documents import PRIORITY_INDEX, PUBLISH_ORDER, SERVICE_STATUS_INDEX, Task
+from taskmill.store.documents import IN_OUTBOX, PRIORITY_INDEX, PUBLISH_ORDER, SERVICE_STATUS_INDEX, Task
 from taskmill.store.service_states import BreakerState, ServiceState, ServiceStates
 
 # Reading the first 1,000 instead doubled status_task with reasons (p50 11 -> 25 ms at
@@ -76,14 +76,14 @@ class Pending:
                 # is in both, and counted once (read the other way round, it would be in
                 # neither).
                 due = [] if not queued else [t["_id"] for t in one_batch(self._tasks.find(
-                    {"outbox": True, "service": service, "start_requested_at": {"$lte": now}},
-                    {"_id": 1}).sort(PUBLISH_ORDER).hint(PRIORITY_INDEX[0]), POSITION_CAP)]
+                    {**IN_OUTBOX, "service": service, "start_requested_at": {"$lte": now}},
+                    {"_id": 1}).sort(PUBLISH_ORDER).hint(PRIORITY_INDEX.name), POSITION_CAP)]
                 # Published and untaken: few (the relay keeps them under its workers'
                 # capacity), the first in the order they were published (their update_time).
                 on_kafka = [(t["update_time"], t["_id"]) for t in one_batch(self._tasks.find(
                     {"service": service, "status": Status.WAITING.value, "outbox": False},
                     {"_id": 1, "update_time": 1}).sort([("update_time", 1), ("_id", 1)])
-                    .hint(SERVICE_STATUS_INDEX[0]), POSITION_CAP)]
+                    .hint(SERVICE_STATUS_INDEX.name), POSITION_CAP)]
             for task in published:
                 positions[task["task_id"]] = bisect_left(on_kafka, (task["update_time"], task["task_id"]))
             on_kafka_at = {task_id: n for n, (_, task_id) in enumerate(on_kafka)}

@@ -40,7 +40,7 @@ class Retention:
                  "end_time": {"$lt": self._clock() - older_than}}
         with unavailable_as_error():
             ids = [t["_id"] for t in one_batch(self._tasks.find(query, {"_id": 1}).sort("end_time", 1)
-                                               .hint(SERVICE_STATUS_INDEX[0]), limit)]
+                                               .hint(SERVICE_STATUS_INDEX.name), limit)]
             if not ids:
                 return 0
             deleted = each_by_id(self._tasks, {i: DeleteOne({**query, "_id": i}) for i in ids})

@@ -21,7 +21,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from taskmill.config import Config, LifecycleConfig, RetryConfig, ServiceConfig
 from taskmill.errors import StateConflict, TaskNotFound
@@ -43,6 +43,7 @@ from taskmill.store.documents import (
     LIST_FIELDS,
     NEWEST,
     NOT_CANCELLED,
+    REPLACED_INDEXES,
     SERVICE_STATUS_INDEX,
     STATUS_FIELDS,
     Task,
@@ -107,10 +108,28 @@ class TaskStore:
     # -- set-up and health ---------------------------------------------------------------
 
     def ensure_indexes(self) -> None:
-        """Create the indexes the queries need (idempotent)."""
+        """Create the indexes the queries need, then drop those they replace (idempotent;
+        an api and a dispatcher may do it at once)."""
         with unavailable_as_error():
-            for name, keys in INDEXES:
-                self._tasks.create_index(keys, name=name)
+            for index in INDEXES:
+                partial = {} if index.holds is None else {"partialFilterExpression": index.holds}
+                self._tasks.create_index(index.keys, name=index.name, **partial)
+            self._drop_replaced()
+
+    def _drop_replaced(self) -> None:
+        """Drop the indexes of an earlier version. When two processes drop one at once,
+        MongoDB answers the later "index not found" and the local engine may abort either
+        as a deadlock: the index is gone, or goes at the next try."""
+        refused = None
+        for _ in range(_RACE_ATTEMPTS):
+            left = REPLACED_INDEXES & {index["name"] for index in self._tasks.list_indexes()}
+            try:
+                for name in left:
+                    self._tasks.drop_index(name)
+                return
+            except OperationFailure as ex:
+                refused = ex
+        raise refused  # type: ignore[misc]  # set: every attempt was refused
 
     def close(self) -> None:
         """Write the count moves still gathered, close the connections to MongoDB."""
@@ -145,7 +164,7 @@ class TaskStore:
             ended = list(one_batch(self._tasks.find(
                 {"service": service, "status": Status.FINISHED.value, "outbox": False},
                 {"_id": 0, "start_time": 1, "end_time": 1}).sort("end_time", -1)
-                .hint(SERVICE_STATUS_INDEX[0]), last))
+                .hint(SERVICE_STATUS_INDEX.name), last))
         runs = sorted((t["end_time"] - t["start_time"]).total_seconds() for t in ended
                       if t.get("start_time") and t.get("end_time"))
         if not runs:
