@@ -57,7 +57,8 @@ LEASE_HELD: dict[str, Any] = {"lease_until": {"$type": "date"}}
 OUTBOX_INDEX = Index("outbox_queue", [("start_requested_at", 1)], IN_OUTBOX)
 PUBLISH_ORDER = [("priority", -1), ("start_requested_at", 1)]
 PRIORITY_INDEX = Index("outbox_publish_order", [("service", 1), *PUBLISH_ORDER], IN_OUTBOX)
-LEASE_INDEX = Index("held_leases", [("status", 1), ("lease_until", 1)], LEASE_HELD)
+# Expired leases oldest first, read in the index's order (however many expire at once).
+LEASE_INDEX = Index("held_leases", [("lease_until", 1), ("status", 1)], LEASE_HELD)
 # A service's tasks of one status, published or not (the tasks waiting on Kafka), ended
 # when (retention).
 SERVICE_STATUS_INDEX = Index("service_status", [("service", 1), ("status", 1), ("outbox", 1),
