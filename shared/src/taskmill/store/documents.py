@@ -84,7 +84,7 @@ UNQUEUED: dict[str, Any] = {"outbox": False, "start_requested_at": None}
 
 def queued(at: datetime) -> dict[str, Any]:
     """The fields of a task in the outbox, due for publication at `at`."""
-    return {"outbox": True, "start_requested_at": at}
+    return {**IN_OUTBOX, "start_requested_at": at}
 
 
 def lease_ended(before: datetime) -> dict[str, Any]:
