@@ -129,7 +129,7 @@ class Outbox:
 def _as_read(task: Task) -> dict[str, Any]:
     """A task still in the outbox as `due` read it: the same attempt, in the same status (a
     task cancelled, started again or reported running meanwhile is not matched)."""
-    return {"_id": task["task_id"], "outbox": True, "attempt": task["attempt"],
+    return {"_id": task["task_id"], **IN_OUTBOX, "attempt": task["attempt"],
             "status": task["status"]}
 
 

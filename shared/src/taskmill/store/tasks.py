@@ -39,6 +39,7 @@ from taskmill.store.connection import connect, one_batch, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import (
     DEFAULT_PRIORITY,
+    IN_OUTBOX,
     INDEXES,
     LIST_FIELDS,
     NEWEST,
@@ -120,16 +121,15 @@ class TaskStore:
         """Drop the indexes of an earlier version. When two processes drop one at once,
         MongoDB answers the later "index not found" and the local engine may abort either
         as a deadlock: the index is gone, or goes at the next try."""
-        refused = None
-        for _ in range(_RACE_ATTEMPTS):
+        for attempt in range(1, _RACE_ATTEMPTS + 1):
             left = REPLACED_INDEXES & {index["name"] for index in self._tasks.list_indexes()}
             try:
                 for name in left:
                     self._tasks.drop_index(name)
                 return
-            except OperationFailure as ex:
-                refused = ex
-        raise refused  # type: ignore[misc]  # set: every attempt was refused
+            except OperationFailure:
+                if attempt == _RACE_ATTEMPTS:
+                    raise
 
     def close(self) -> None:
         """Write the count moves still gathered, close the connections to MongoDB."""
@@ -536,7 +536,7 @@ def _reportable(status: Status) -> dict[str, Any]:
     allowed = {"status": {"$in": [s.value for s in WORKER_TRANSITIONS[status]]}}
     if status != Status.RUNNING:
         return allowed
-    return {"$or": [allowed, {"status": Status.READY.value, "outbox": True}]}
+    return {"$or": [allowed, {"status": Status.READY.value, **IN_OUTBOX}]}
 
 
 def _may_report(task: Task, status: Status) -> bool:
