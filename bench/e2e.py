@@ -42,11 +42,21 @@ def options(prog: str) -> argparse.Namespace:
 
 
 def run_figures(tasks: int, began: datetime, spans: list[tuple[datetime, datetime]]) -> dict[str, float]:
-    """Throughput and latency of one run, from each task's (sent, finished) times."""
+    """Throughput and latency of one run, from each task's (sent, finished) times; and the
+    rate at which tasks finished while the clients were still sending (until the last
+    task was sent) and after: a system that finishes little while it takes tasks in
+    holds a backlog, and its latency grows with it whatever its throughput."""
     latencies = [(end - sent).total_seconds() for sent, end in spans]
-    elapsed = (max(end for _, end in spans) - began).total_seconds()
-    return {"tasks_per_s": tasks / elapsed, "p50_s": statistics.median(latencies),
-            "p99_s": percentile(latencies, 99)}
+    last_sent = max(sent for sent, _ in spans)
+    last_end = max(end for _, end in spans)
+    sending = (last_sent - began).total_seconds()
+    after = (last_end - last_sent).total_seconds()
+    while_sending = sum(1 for _, end in spans if end <= last_sent)
+    return {"tasks_per_s": tasks / (last_end - began).total_seconds(),
+            "p50_s": statistics.median(latencies), "p99_s": percentile(latencies, 99),
+            "sending_s": sending,
+            "done_per_s_sending": while_sending / sending if sending > 0 else 0.0,
+            "done_per_s_after": (tasks - while_sending) / after if after > 0 else 0.0}
 
 
 def repeated(run: Run, args: argparse.Namespace, workers: int) -> dict[str, float]:
