@@ -45,8 +45,10 @@ def on_starting(server: Any) -> None:
 def pre_request(worker: Any, req: Any) -> None:
     """Hold the answer's bytes until it is whole (`post_request` lets them go): gunicorn
     writes the headers and the body in two sends, and each one sent alone is a packet the
-    client wakes up for."""
-    _cork(req, True)
+    client wakes up for. Not for a request that expects `100 Continue` (gunicorn sends it
+    before the body is read, and the client waits for it)."""
+    if not any(name == "EXPECT" for name, _ in req.headers):
+        _cork(req, True)
 
 
 def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
