@@ -4,6 +4,8 @@ Bind address, workers and threads come from the environment (API_BIND, WEB_CONCU
 GUNICORN_THREADS); PROMETHEUS_MULTIPROC_DIR makes /metrics add up all workers; the
 workers share the tokens' rate limits through a file named for the master. On SIGTERM
 the workers finish the requests in hand within the config's lifecycle.shutdown_grace_s.
+Each answer leaves in one packet: `pre_request` corks the connection, `post_request`
+uncorks it.
 """
 
 from __future__ import annotations
