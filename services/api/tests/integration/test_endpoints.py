@@ -247,8 +247,22 @@ def test_result_of_an_unfinished_task_says_where_it_is(client):
     assert (answer["status"], answer["data"], answer["spend_time"]) == ("ready", None, None)
 
 
-def test_list_paging(client):
-    """total counts every match; pages hold p_size, newest first."""
+def test_list_paging(config):
+    """total counts every match; pages hold p_size, newest first. Each task is created a
+    millisecond after the one before (the store keeps milliseconds; tasks created in the
+    same one are in task_id order, which is random, and the test failed when two were)."""
+    began, ticks = datetime.now(UTC), iter(range(1000))
+    store = TaskStore(connect(config.mongo), config.lifecycle,
+                      clock=lambda: began + timedelta(milliseconds=next(ticks)))
+    store.ensure_indexes()
+    client = testing.TestClient(create_app(config, store), headers={"Authorization": TOKEN})
+    try:
+        _list_paging(client)
+    finally:
+        store.close()
+
+
+def _list_paging(client):
     ids = [create(client, "bbb" if i % 2 else "aaa") for i in range(5)]
     page = post(client, "/api/tasks", {"p_size": 2, "page": 2}).json
     assert (page["total"], page["count"]) == (5, 2)
