@@ -1,5 +1,6 @@
 """Every endpoint over the real store (FerretDB), through falcon's test client."""
 
+import itertools
 import json
 import threading
 import time
@@ -247,22 +248,22 @@ def test_result_of_an_unfinished_task_says_where_it_is(client):
     assert (answer["status"], answer["data"], answer["spend_time"]) == ("ready", None, None)
 
 
-def test_list_paging(config):
-    """total counts every match; pages hold p_size, newest first. Each task is created a
-    millisecond after the one before (the store keeps milliseconds; tasks created in the
-    same one are in task_id order, which is random, and the test failed when two were)."""
-    began, ticks = datetime.now(UTC), iter(range(1000))
+@pytest.fixture
+def paced_client(config):
+    """A client of an api whose store's clock moves a millisecond at each reading: tasks
+    created in a row have distinct create_times (the store keeps milliseconds; tasks
+    created in the same one are listed in task_id order, which is random)."""
+    began, ticks = datetime.now(UTC), itertools.count()
     store = TaskStore(connect(config.mongo), config.lifecycle,
                       clock=lambda: began + timedelta(milliseconds=next(ticks)))
     store.ensure_indexes()
-    client = testing.TestClient(create_app(config, store), headers={"Authorization": TOKEN})
-    try:
-        _list_paging(client)
-    finally:
-        store.close()
+    yield testing.TestClient(create_app(config, store), headers={"Authorization": TOKEN})
+    store.close()
 
 
-def _list_paging(client):
+def test_list_paging(paced_client):
+    """total counts every match; pages hold p_size, newest first."""
+    client = paced_client
     ids = [create(client, "bbb" if i % 2 else "aaa") for i in range(5)]
     page = post(client, "/api/tasks", {"p_size": 2, "page": 2}).json
     assert (page["total"], page["count"]) == (5, 2)
