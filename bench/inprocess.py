@@ -78,9 +78,9 @@ def main() -> None:
     args = parser.parse_args()
     n, rounds = args.requests, args.repeat
     unique = uuid.uuid4().hex[:10]
+    db = f"bench_{unique}"
     servers = Servers.from_env()
-    env, _, _ = environment(Path(tempfile.mkdtemp(prefix="taskmill-bench-")), servers,
-                            f"bench_{unique}", unique)
+    env, _, _ = environment(Path(tempfile.mkdtemp(prefix="taskmill-bench-")), servers, db, unique)
     config = load_config(env["TASKMILL_CONFIG"], env)
     setup_logging("api")
     with open(os.devnull, "w") as devnull, pymongo.MongoClient(servers.mongo) as admin:
@@ -90,7 +90,7 @@ def main() -> None:
             rows = measure(store, create_app(config, store), config.services["slow"], n, rounds)
         finally:
             store.close()
-            admin.drop_database(f"bench_{unique}")
+            admin.drop_database(db)
     print(table(f"the api in process, CPU and wall µs per request (median of {rounds} rounds "
                 f"of {n})", rows))
     print(f"figures: {save('inprocess', {'requests': n, 'repeat': rounds, 'rows': rows})}")

@@ -1,6 +1,5 @@
 """Every endpoint over the real store (FerretDB), through falcon's test client."""
 
-import itertools
 import json
 import threading
 import time
@@ -11,6 +10,7 @@ from falcon import testing
 
 from taskmill.store import TaskStore, connect
 from taskmill_api.app import create_app
+from tests.helpers import Clock
 
 pytestmark = pytest.mark.integration
 
@@ -249,22 +249,24 @@ def test_result_of_an_unfinished_task_says_where_it_is(client):
 
 
 @pytest.fixture
-def paced_client(config):
-    """A client of an api whose store's clock moves a millisecond at each reading: tasks
-    created in a row have distinct create_times (the store keeps milliseconds; tasks
-    created in the same one are listed in task_id order, which is random)."""
-    began, ticks = datetime.now(UTC), itertools.count()
-    store = TaskStore(connect(config.mongo), config.lifecycle,
-                      clock=lambda: began + timedelta(milliseconds=next(ticks)))
-    store.ensure_indexes()
-    yield testing.TestClient(create_app(config, store), headers={"Authorization": TOKEN})
-    store.close()
+def paced(config, store):
+    """A client of an api whose store (on the `store` fixture's collection) keeps the time
+    the test sets, and that clock."""
+    clock = Clock()
+    timed = TaskStore(store._tasks, config.lifecycle, config.retries, clock=clock)
+    yield testing.TestClient(create_app(config, timed), headers={"Authorization": TOKEN}), clock
+    timed.counts.close()
 
 
-def test_list_paging(paced_client):
-    """total counts every match; pages hold p_size, newest first."""
-    client = paced_client
-    ids = [create(client, "bbb" if i % 2 else "aaa") for i in range(5)]
+def test_list_paging(paced):
+    """total counts every match; pages hold p_size, newest first (created a millisecond
+    apart: the store keeps milliseconds, and tasks created in one are listed in task_id
+    order, which is random)."""
+    client, clock = paced
+    ids = []
+    for i in range(5):
+        clock.advance(0.001)
+        ids.append(create(client, "bbb" if i % 2 else "aaa"))
     page = post(client, "/api/tasks", {"p_size": 2, "page": 2}).json
     assert (page["total"], page["count"]) == (5, 2)
     assert [t["task_id"] for t in page["data"]] == list(reversed(ids))[2:4]
