@@ -38,10 +38,10 @@ control_socket_disable = True
 # Each worker binds the address itself with SO_REUSEPORT, and the kernel spreads new
 # connections over their sockets. On one shared socket the worker that wakes first accepts
 # whatever is waiting, and keep-alive connections stay where they were accepted: measured,
-# 8 clients connecting at once all went to one of the two workers in 1 run of 8 (and in 3
-# of the 5 trivial-route runs of one `make bench`), served on one core at 0.45 of the rate
-# of the runs they were spread in. Not for a Unix socket (each worker would replace the
-# last one's file).
+# 32 clients connecting at once all went to one of the two workers in 5 runs of 6 (8 in 2
+# of the 3 trivial-route runs of one `make bench`), served on one core at about 0.4 of the
+# rate of the runs they were spread in. Not for a Unix socket (each worker would replace
+# the last one's file).
 reuse_port = not bind.startswith(("unix:", "fd://"))
 
 
