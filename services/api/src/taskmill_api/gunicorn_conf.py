@@ -58,9 +58,10 @@ def on_starting(server: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
-    """Say where the workers listen (gunicorn's own line names no address under
-    `reuse_port`: its master holds no socket)."""
-    server.log.info("Workers listen at: %s", bind)
+    """Say where the workers listen: under `reuse_port` gunicorn's own line names no
+    address (its master holds no socket)."""
+    if reuse_port:
+        server.log.info("Workers listen at: %s", bind)
 
 
 def _refuse_taken(address: str) -> None:
