@@ -26,7 +26,7 @@ from bench import stack
 from bench.figures import save, table
 from bench.profile import cpu_seconds, infra_pids
 from tests.servers import free_port
-from tests.system import BIN, TOKEN, wait_until
+from tests.system import TOKEN, gunicorn, wait_until
 
 
 def load(url: str, body: object, clients: int, duration: float) -> dict[str, float]:
@@ -55,8 +55,7 @@ def main() -> None:
         system.stop("dispatcher")  # the api alone
         ids = [system.api.create_task("aaa", {"n": i}) for i in range(10)]
         port = free_port()
-        system.start("ceiling", str(BIN / "gunicorn"), "-c", "python:taskmill_api.gunicorn_conf",
-                     "bench.ceiling:app", env={"API_BIND": f"127.0.0.1:{port}"})
+        system.start("ceiling", *gunicorn("bench.ceiling:app"), env={"API_BIND": f"127.0.0.1:{port}"})
         ceiling = f"http://127.0.0.1:{port}/ok"
         wait_until("the ceiling app answers", lambda: answers(ceiling), 30)
         api = f"http://127.0.0.1:{system.api_port}/api"

@@ -38,6 +38,12 @@ from tests.helpers import ROOT, write_config
 from tests.servers import Servers, free_port
 
 BIN = Path(sys.executable).parent
+
+
+def gunicorn(app: str) -> list[str]:
+    """The command that serves a WSGI app under the api's gunicorn settings."""
+    return [str(BIN / "gunicorn"), "-c", "python:taskmill_api.gunicorn_conf", app]
+
 TOKEN = "e2e-token"
 WORKERS = {"aaa": "taskmill_worker_aaa", "bbb": "taskmill_worker_bbb", "slow": "tests.slow_worker"}
 SOURCES = {"aaa": "mongo", "bbb": "mysql", "slow": "mongo"}
@@ -109,8 +115,7 @@ class System:
     def start_api(self, name: str = "api") -> subprocess.Popen[bytes]:
         """Start the api under gunicorn and wait until it is ready."""
         # Only the api is multiprocess (gunicorn workers); the others expose their own.
-        proc = self.start(name, str(BIN / "gunicorn"), "-c", "python:taskmill_api.gunicorn_conf",
-                          "taskmill_api.wsgi:app",
+        proc = self.start(name, *gunicorn("taskmill_api.wsgi:app"),
                           env={"PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prometheus")})
         self.wait_ready(proc)
         self.metrics_urls[name] = f"http://127.0.0.1:{self.api_port}/metrics"

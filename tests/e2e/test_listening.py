@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system import BIN, System
+from tests.system import System, gunicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -18,14 +18,7 @@ ESTABLISHED, LISTEN = "01", "0A"
 
 def children(parent: int) -> set[int]:
     """The pids of the processes whose parent is `parent`."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                found.add(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
+    return {int(pid) for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()}
 
 
 def sockets_of(pids: set[int], port: int, state: str) -> list[tuple[int, int]]:
@@ -75,8 +68,7 @@ def test_clients_connecting_at_once_are_spread_over_the_api_workers(start_system
 
 def test_an_api_started_on_an_address_in_use_exits_saying_so(start_system):
     system = start_system(workers=())
-    second = system.start("api-second", str(BIN / "gunicorn"), "-c", "python:taskmill_api.gunicorn_conf",
-                          "taskmill_api.wsgi:app")
+    second = system.start("api-second", *gunicorn("taskmill_api.wsgi:app"))
     assert second.wait(30) != 0
     log = (system.workdir / "api-second.log").read_text()
     assert f"cannot listen on 127.0.0.1:{system.api_port}: [Errno 98] Address already in use" in log

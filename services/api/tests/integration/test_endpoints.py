@@ -250,12 +250,12 @@ def test_result_of_an_unfinished_task_says_where_it_is(client):
 
 @pytest.fixture
 def paced(config, store):
-    """A client of an api whose store (on the `store` fixture's collection) keeps the time
-    the test sets, and that clock."""
+    """A client of an api whose store (the `store` fixture's collection, indexes made) keeps
+    the time the test sets, and that clock."""
     clock = Clock()
-    timed = TaskStore(store._tasks, config.lifecycle, config.retries, clock=clock)
+    timed = TaskStore(connect(config.mongo), config.lifecycle, config.retries, clock=clock)
     yield testing.TestClient(create_app(config, timed), headers={"Authorization": TOKEN}), clock
-    timed.counts.close()
+    timed.close()
 
 
 def test_list_paging(paced):
