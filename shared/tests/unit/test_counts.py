@@ -80,3 +80,23 @@ def test_moves_are_gathered_until_a_flush_writes_them_all_in_one_command():
     assert collection.writes == both
     counts.close()
     assert collection.writes == both  # nothing was left to write
+
+
+def test_the_flusher_writes_every_batch_on_its_own_after_a_reader_flushed_one_early():
+    """The flusher is woken by the first move of a batch only; a batch that a reader's
+    flush emptied while the flusher waited, then began again, is still written by it."""
+    collection = Counts()
+    collection.first_begun.set()  # no write waits
+    counts = TaskCounts(Tasks(collection), flush_s=0.2)  # type: ignore[arg-type]
+    counts.moved("a", None, "ready")
+    counts.flush()  # a reader's flush, while the flusher waits out flush_s
+    assert collection.writes == [created("a")]
+    counts.moved("b", None, "ready")
+    counts.moved("c", None, "ready")
+    wait_until("the flusher wrote b and c", lambda: len(collection.writes) == 2, 10)
+    assert collection.writes[1] == created("b", "c")
+    counts.moved("d", None, "ready")  # a batch begun after the flusher's write
+    wait_until("the flusher wrote d", lambda: len(collection.writes) == 3, 10)
+    assert collection.writes[2] == created("d")
+    counts.close()
+    assert len(collection.writes) == 3

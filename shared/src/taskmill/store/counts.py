@@ -159,8 +159,10 @@ class TaskCounts:
         the first move)."""
         with self._lock:
             deferred = self._flush_s > 0 and not self._closed
-            if deferred:
-                self._lock.notify()  # the flusher may wait for a first move
+            if deferred and not self._gathered:
+                # The flusher waits for a first move; woken for every move it would wake
+                # (a thread switch) three times a task to wait again.
+                self._lock.notify()
             self._gathered.setdefault(service, Counter()).update(moves)
             if deferred and self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_every, name="task-counts",
