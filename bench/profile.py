@@ -39,7 +39,10 @@ TOP = 12
 
 def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
     """User+system CPU seconds of each named process and its descendants (but for those named
-    themselves), from one pass over /proc (0 for a process that is gone)."""
+    themselves), from one pass over /proc (0 for a process that is gone). Each process
+    counts with its children that ended (the kernel adds them to it when it reaps them):
+    PostgreSQL's backends and autovacuum workers come and go, and one that ended during a
+    run would otherwise take its whole life's CPU out of the run's figure."""
     children: dict[int, list[int]] = {}
     times: dict[int, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -49,7 +52,7 @@ def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
             continue
         pid = int(stat.parent.name)
         children.setdefault(int(fields[1]), []).append(pid)
-        times[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+        times[pid] = sum(int(f) for f in fields[11:15]) / TICKS  # utime stime cutime cstime
     totals = {}
     named = set(roots.values())
     for name, root in roots.items():
