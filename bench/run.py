@@ -17,6 +17,7 @@ FULL = {
     "scale": ["--sizes", "10000,100000,1000000", "--repeat", "50"],  # mostly loading
     "api": ["--clients", "1,8,32", "--duration", "5", "--repeat", "3"],
     "inprocess": ["--requests", "2000", "--repeat", "3"],
+    "writes": ["--tasks", "1000", "--repeat", "3"],
     "reports": ["--tasks", "1000", "--clients", "8", "--repeat", "3"],
     "dispatch": ["--backlog", "10000", "--samples", "30", "--repeat", "1"],
     "profile": ["--tasks", "500", "--clients", "8", "--workers", "1"],
@@ -27,6 +28,7 @@ QUICK = {
     "scale": ["--sizes", "500,1000", "--repeat", "5"],
     "api": ["--clients", "1,8", "--duration", "1", "--repeat", "1"],
     "inprocess": ["--requests", "100", "--repeat", "1"],
+    "writes": ["--tasks", "50", "--repeat", "1"],
     "reports": ["--tasks", "40", "--clients", "4", "--repeat", "1"],
     "dispatch": ["--backlog", "200", "--samples", "5", "--repeat", "1"],
     "profile": ["--tasks", "50", "--clients", "4", "--workers", "1"],

@@ -1,0 +1,166 @@
+"""What the store spends on a task's writes: the CPU of FerretDB and PostgreSQL (and the wall
+time) per document written, for each write a task goes through, alone and in the groups
+the product makes of them, and their sum for one task: the floor under what the store
+costs in any end-to-end run, whatever the api and the workers do.
+
+    uv run python -m bench.writes [--tasks 1000] [--repeat 3]
+
+On the tasks collection with the store's own indexes, through `TaskStore` itself, from
+this process: creates one at a time (each insert alone) and from 8 threads at once (the
+shared inserts, as the api's threads make them); the publication's confirmations in the
+dispatcher's batches; `running` and the outcome each reported alone, and as a worker's
+pair in one bulk write (one task's outcome and the next one's `running`). Count moves are
+gathered and written as in the api (every `counts_flush_s`), and counted with the write
+that made them. Median of `repeat` rounds, each on new tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pymongo
+
+from bench.figures import save, table
+from bench.profile import cpu_seconds, infra_pids
+from taskmill.config import Config, load_config
+from taskmill.schema import Status
+from taskmill.store import TaskStore
+from taskmill.store.reports import Report
+from tests.servers import Servers
+from tests.system import environment
+
+STORE = ("ferretdb", "postgres")
+CONFIRM_BATCH = 100  # the relay publishes up to 200 at once, fewer when its workers have less room
+THREADS = 8
+
+# The writes of one task, as the product makes them under load: the row of each, and how
+# many of it a task makes (a pair writes two tasks, this one's end and the next's start).
+A_TASK = {"create, 8 threads at once (shared inserts)": 1, "published, confirmed in batches": 1,
+          "a worker's pair: outcome + next running": 2}
+
+
+def measure(write: Callable[[], int]) -> tuple[float, float]:
+    """Run the write; FerretDB's and PostgreSQL's CPU µs and the wall µs per document."""
+    roots = {name: pid for name, pid in infra_pids().items() if name in STORE}
+    before, began = cpu_seconds(roots), time.perf_counter()
+    documents = write()
+    wall = time.perf_counter() - began
+    after = cpu_seconds(roots)
+    cpu = sum(after[name] - before[name] for name in roots)
+    return cpu * 1e6 / documents, wall * 1e6 / documents
+
+
+class Writes:
+    """A round's writes, each on n new tasks, made as the product makes them; each step
+    returns how many documents it wrote."""
+
+    def __init__(self, store: TaskStore, config: Config, n: int) -> None:
+        self._store = store
+        self._service = config.services["slow"]
+        self._n = n
+        self._alone: list[str] = []  # created one at a time, reported alone
+        self._together: list[str] = []  # created from threads at once, reported in pairs
+
+    def steps(self) -> dict[str, Callable[[], int]]:
+        return {
+            "create, one at a time (each insert alone)": self.create_alone,
+            "create, 8 threads at once (shared inserts)": self.create_together,
+            "published, confirmed in batches": self.confirm,
+            "running, reported alone": lambda: self.report_alone(Status.RUNNING),
+            "finished, reported alone": lambda: self.report_alone(Status.FINISHED),
+            "a worker's pair: outcome + next running": self.pairs,
+        }
+
+    def create_alone(self) -> int:
+        self._alone.extend(self._create() for _ in range(self._n))
+        return self._n
+
+    def create_together(self) -> int:
+        with ThreadPoolExecutor(THREADS) as pool:
+            self._together.extend(pool.map(lambda _: self._create(), range(self._n)))
+        return self._n
+
+    def confirm(self) -> int:
+        published = 0
+        while batch := self._store.outbox.due(CONFIRM_BATCH, self._service.name):
+            published += self._store.outbox.mark_published(batch)
+        return published
+
+    def report_alone(self, status: Status) -> int:
+        result = {} if status is Status.FINISHED else None
+        for task_id in self._alone:
+            self._store.report(task_id, status, result=result, attempt=1, worker="bench")
+        return len(self._alone)
+
+    def pairs(self) -> int:
+        ids = self._together
+        self._store.report(ids[0], Status.RUNNING, attempt=1, worker="bench")
+        for done, starting in zip(ids, ids[1:], strict=False):
+            answers = self._store.report_each([
+                Report(done, Status.FINISHED, result={}, attempt=1, worker="bench"),
+                Report(starting, Status.RUNNING, attempt=1, worker="bench")])
+            if not all(isinstance(answer, dict) for answer in answers):
+                raise SystemExit(f"a pair was refused: {answers}")
+        return 2 * (len(ids) - 1)
+
+    def _create(self) -> str:
+        return self._store.create(self._service, {}, start=True)["task_id"]
+
+
+def one_round(store: TaskStore, config: Config, n: int) -> dict[str, tuple[float, float]]:
+    """Each kind of write on n new tasks: {row: (cpu µs, wall µs) per document}."""
+    def with_counts(step: Callable[[], int]) -> int:
+        written = step()
+        store.counts.flush()  # the step's count moves are written within it
+        return written
+
+    return {name: measure(lambda step=step: with_counts(step))
+            for name, step in Writes(store, config, n).steps().items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.writes")
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    unique = uuid.uuid4().hex[:10]
+    servers = Servers.from_env()
+    env, _, _ = environment(Path(tempfile.mkdtemp(prefix="taskmill-bench-")), servers,
+                            f"bench_{unique}", unique)
+    config = load_config(env["TASKMILL_CONFIG"], env)
+    store = TaskStore.open(config, appname="bench-writes")
+    try:
+        store.ensure_indexes()
+        one_round(store, config, min(args.tasks, 100))  # warm: connections, caches
+        rounds = [one_round(store, config, args.tasks) for _ in range(args.repeat)]
+    finally:
+        store.close()
+        with pymongo.MongoClient(servers.mongo) as admin:
+            admin.drop_database(config.mongo.dbname)
+    rows: list[dict[str, Any]] = []
+    for name in rounds[0]:
+        cpu = [r[name][0] for r in rounds]
+        rows.append({"write": name, "store_cpu_us": round(statistics.median(cpu)),
+                     "min": round(min(cpu)), "max": round(max(cpu)),
+                     "wall_us": round(statistics.median(r[name][1] for r in rounds))})
+    per_row = {row["write"]: row for row in rows}
+    rows.append({"write": "a task: created, published, running and ended (rows above)",
+                 "store_cpu_us": sum(per_row[name]["store_cpu_us"] * k for name, k in A_TASK.items()),
+                 "min": sum(per_row[name]["min"] * k for name, k in A_TASK.items()),
+                 "max": sum(per_row[name]["max"] * k for name, k in A_TASK.items()),
+                 "wall_us": sum(per_row[name]["wall_us"] * k for name, k in A_TASK.items())})
+    print(table(f"the store's writes, FerretDB + PostgreSQL CPU and wall µs per document "
+                f"(median of {args.repeat} rounds of {args.tasks} tasks)", rows))
+    print(f"figures: {save('writes', {'tasks': args.tasks, 'repeat': args.repeat, 'rows': rows})}")
+
+
+if __name__ == "__main__":
+    main()
