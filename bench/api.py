@@ -24,7 +24,7 @@ import urllib.request
 
 from bench import stack
 from bench.figures import save, table
-from bench.profile import cpu_seconds, infra_pids
+from bench.profile import cpu_seconds, store_pids
 from tests.servers import free_port
 from tests.system import TOKEN, gunicorn, wait_until
 
@@ -60,7 +60,7 @@ def main() -> None:
         wait_until("the ceiling app answers", lambda: answers(ceiling), 30)
         api = f"http://127.0.0.1:{system.api_port}/api"
         watched = {"api": system.procs["api"].pid, "ceiling": system.procs["ceiling"].pid,
-                   **{name: pid for name, pid in infra_pids().items() if name in ("ferretdb", "postgres")}}
+                   **store_pids()}
         cases = [
             ("ceiling (trivial route)", ceiling, {}),
             ("status_task, 10 ids", f"{api}/status_task", {"data": [{"task_id": t} for t in ids]}),

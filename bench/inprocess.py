@@ -20,25 +20,19 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from itertools import repeat
-from pathlib import Path
 from typing import Any
 
-import pymongo
-
+from bench import stack
 from bench.ceiling import app as trivial_app
 from bench.figures import save, table
-from taskmill.config import load_config
 from taskmill.logs import setup_logging
 from taskmill.schema import Status
 from taskmill.store import TaskStore
 from taskmill_api.app import create_app
-from tests.servers import Servers
-from tests.system import TOKEN, environment
+from tests.system import TOKEN
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Any]
 WARM_UP = 200  # calls of each kind before the rounds (connections open, code warm)
@@ -77,27 +71,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     n, rounds = args.requests, args.repeat
-    unique = uuid.uuid4().hex[:10]
-    db = f"bench_{unique}"
-    servers = Servers.from_env()
-    env, _, _ = environment(Path(tempfile.mkdtemp(prefix="taskmill-bench-")), servers, db, unique)
-    config = load_config(env["TASKMILL_CONFIG"], env)
     setup_logging("api")
-    with open(os.devnull, "w") as devnull, pymongo.MongoClient(servers.mongo) as admin:
+    with open(os.devnull, "w") as devnull, stack.store("bench-inprocess") as (store, config):
         logging.getLogger().handlers[0].setStream(devnull)  # type: ignore[attr-defined]
-        store = TaskStore.open(config, appname="bench-inprocess")
-        try:
-            rows = measure(store, create_app(config, store), config.services["slow"], n, rounds)
-        finally:
-            store.close()
-            admin.drop_database(db)
+        rows = measure(store, create_app(config, store), config.services["slow"], n, rounds)
     print(table(f"the api in process, CPU and wall µs per request (median of {rounds} rounds "
                 f"of {n})", rows))
     print(f"figures: {save('inprocess', {'requests': n, 'repeat': rounds, 'rows': rows})}")
 
 
 def measure(store: TaskStore, app: Wsgi, service: Any, n: int, rounds: int) -> list[dict[str, Any]]:
-    store.ensure_indexes()
     # Tasks for the pairs (a warm-up, then the rounds): started and published (waiting),
     # the first one running.
     ids = [store.create(service, {}, start=True)["task_id"] for _ in range(WARM_UP + n * rounds + 1)]

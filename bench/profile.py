@@ -34,6 +34,7 @@ from tests.helpers import ROOT
 
 TICKS = os.sysconf("SC_CLK_TCK")
 INFRA = ("ferretdb", "postgres", "kafka", "mariadb")
+STORE = ("ferretdb", "postgres")  # the local task store's processes
 TOP = 12
 
 
@@ -80,6 +81,11 @@ def infra_pids() -> dict[str, int]:
         if path.is_file():
             pids[name] = int(path.read_text().split()[0])
     return pids
+
+
+def store_pids() -> dict[str, int]:
+    """The task store's processes (FerretDB, PostgreSQL), from scripts/infra.sh's pid files."""
+    return {name: pid for name, pid in infra_pids().items() if name in STORE}
 
 
 def top_frames(collapsed: Path) -> tuple[int, Counter[str], Counter[str]]:

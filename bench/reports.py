@@ -22,12 +22,10 @@ from contextlib import closing
 
 from bench import stack
 from bench.figures import save, table
-from bench.profile import cpu_seconds, infra_pids
+from bench.profile import STORE, cpu_seconds, store_pids
 from taskmill.client import ApiClient, Report
 from taskmill.store import TaskStore
 from tests.system import TOKEN, System
-
-STORE = ("ferretdb", "postgres")
 
 
 def walk_singly(api: ApiClient, ids: list[str]) -> int:
@@ -63,7 +61,7 @@ def run(system: System, store: TaskStore, walk: Callable[[ApiClient, list[str]],
     ids = started(system, store, tasks)
     shares = [ids[i::clients] for i in range(clients)]
     apis = [ApiClient(f"http://127.0.0.1:{system.api_port}", TOKEN) for _ in range(clients)]
-    roots = {"api": system.procs["api"].pid, **{n: p for n, p in infra_pids().items() if n in STORE}}
+    roots = {"api": system.procs["api"].pid, **store_pids()}
     cpu_before, began = cpu_seconds(roots), time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         requests = sum(pool.map(walk, apis, shares))

@@ -11,8 +11,10 @@ from pathlib import Path
 import pymongo
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from taskmill.config import Config, load_config
+from taskmill.store import TaskStore
 from tests.servers import Servers, free_port
-from tests.system import System, launch, topic_name
+from tests.system import System, environment, launch, topic_name
 
 
 @contextmanager
@@ -39,3 +41,22 @@ def system(workers: int = 0, slow_partitions: int | None = None,
         running.shutdown()
         client.drop_database(db)
         client.close()
+
+
+@contextmanager
+def store(appname: str) -> Iterator[tuple[TaskStore, Config]]:
+    """The task store alone, on a fresh database with its indexes, and the config of the
+    system it belongs to; the database is dropped afterwards."""
+    unique = uuid.uuid4().hex[:10]
+    where = Servers.from_env()
+    env, _, _ = environment(Path(tempfile.mkdtemp(prefix="taskmill-bench-")), where,
+                            f"bench_{unique}", unique)
+    config = load_config(env["TASKMILL_CONFIG"], env)
+    opened = TaskStore.open(config, appname=appname)
+    try:
+        opened.ensure_indexes()
+        yield opened, config
+    finally:
+        opened.close()
+        with pymongo.MongoClient(where.mongo) as admin:
+            admin.drop_database(config.mongo.dbname)

@@ -18,38 +18,32 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-import pymongo
-
+from bench import stack
 from bench.figures import save, table
-from bench.profile import cpu_seconds, infra_pids
-from taskmill.config import Config, load_config
+from bench.profile import cpu_seconds, store_pids
+from taskmill.config import Config
 from taskmill.schema import Status
 from taskmill.store import TaskStore
 from taskmill.store.reports import Report
-from tests.servers import Servers
-from tests.system import environment
 
-STORE = ("ferretdb", "postgres")
 CONFIRM_BATCH = 100  # the relay publishes up to 200 at once, fewer when its workers have less room
 THREADS = 8
 
-# The writes of one task, as the product makes them under load: the row of each, and how
-# many of it a task makes (a pair writes two tasks, this one's end and the next's start).
+# The writes of one task as the product makes them under load: the row of each, and how
+# many of its documents a task is (a task is written twice in pairs: its `running` in one,
+# its end in the next).
 A_TASK = {"create, 8 threads at once (shared inserts)": 1, "published, confirmed in batches": 1,
           "a worker's pair: outcome + next running": 2}
 
 
 def measure(write: Callable[[], int]) -> tuple[float, float]:
     """Run the write; FerretDB's and PostgreSQL's CPU µs and the wall µs per document."""
-    roots = {name: pid for name, pid in infra_pids().items() if name in STORE}
+    roots = store_pids()
     before, began = cpu_seconds(roots), time.perf_counter()
     documents = write()
     wall = time.perf_counter() - began
@@ -131,20 +125,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    unique = uuid.uuid4().hex[:10]
-    servers = Servers.from_env()
-    env, _, _ = environment(Path(tempfile.mkdtemp(prefix="taskmill-bench-")), servers,
-                            f"bench_{unique}", unique)
-    config = load_config(env["TASKMILL_CONFIG"], env)
-    store = TaskStore.open(config, appname="bench-writes")
-    try:
-        store.ensure_indexes()
+    with stack.store("bench-writes") as (store, config):
         one_round(store, config, min(args.tasks, 100))  # warm: connections, caches
         rounds = [one_round(store, config, args.tasks) for _ in range(args.repeat)]
-    finally:
-        store.close()
-        with pymongo.MongoClient(servers.mongo) as admin:
-            admin.drop_database(config.mongo.dbname)
     rows: list[dict[str, Any]] = []
     for name in rounds[0]:
         cpu = [r[name][0] for r in rounds]
