@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    if args.tasks < 2 or args.repeat < 1:
+        parser.error("--tasks must be at least 2 (a pair is two tasks) and --repeat at least 1")
     with stack.store("bench-writes") as (store, config):
         one_round(store, config, min(args.tasks, 100))  # warm: connections, caches
         rounds = [one_round(store, config, args.tasks) for _ in range(args.repeat)]
