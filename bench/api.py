@@ -21,10 +21,11 @@ import statistics
 import subprocess
 import sys
 import urllib.request
+from functools import partial
 
 from bench import stack
 from bench.figures import save, table
-from bench.profile import cpu_seconds, store_pids
+from bench.profile import cpu_spent, store_pids
 from tests.servers import free_port
 from tests.system import TOKEN, gunicorn, wait_until
 
@@ -34,6 +35,11 @@ def load(url: str, body: object, clients: int, duration: float) -> dict[str, flo
                            "--token", TOKEN, "--concurrency", str(clients), "--duration", str(duration)],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
+
+
+def loads(url: str, body: object, clients: int, args: argparse.Namespace) -> list[dict[str, float]]:
+    """`args.repeat` loads of `args.duration` seconds each."""
+    return [load(url, body, clients, args.duration) for _ in range(args.repeat)]
 
 
 def answers(url: str) -> bool:
@@ -71,12 +77,10 @@ def main() -> None:
         for clients in (int(c) for c in args.clients.split(",")):
             ceiling_rps = None
             for name, url, body in cases:
-                before = cpu_seconds(watched)
-                runs = [load(url, body, clients, args.duration) for _ in range(args.repeat)]
-                after = cpu_seconds(watched)
+                runs, _, spent = cpu_spent(watched, partial(loads, url, body, clients, args))
                 served = sum(r["requests"] for r in runs)
-                cpu = {f"{name}_cpu_us": round((after[name] - before[name]) * 1e6 / served)
-                       for name in watched if after[name] > before[name]}
+                cpu = {f"{name}_cpu_us": round(seconds * 1e6 / served)
+                       for name, seconds in spent.items() if seconds > 0}
                 rps = [r["rps"] for r in runs]
                 ceiling_rps = ceiling_rps or statistics.median(rps)
                 rows.append({"route": name, "clients": clients, "rps": statistics.median(rps),

@@ -25,7 +25,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from bench import stack
 from bench.e2e import one_load
@@ -36,6 +38,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 INFRA = ("ferretdb", "postgres", "kafka", "mariadb")
 STORE = ("ferretdb", "postgres")  # the local task store's processes
 TOP = 12
+T = TypeVar("T")
 
 
 def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
@@ -64,6 +67,16 @@ def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
             todo += [child for child in children.get(current, []) if child not in named]
         totals[name] = total
     return totals
+
+
+def cpu_spent(roots: dict[str, int], work: Callable[[], T]) -> tuple[T, float, dict[str, float]]:
+    """Do the work: what it returned, the seconds it took and the CPU seconds each named
+    process spent meanwhile (`cpu_seconds` before and after)."""
+    before, began = cpu_seconds(roots), time.perf_counter()
+    done = work()
+    elapsed = time.perf_counter() - began
+    after = cpu_seconds(roots)
+    return done, elapsed, {name: after[name] - before[name] for name in roots}
 
 
 def machine_busy_seconds() -> float:
@@ -111,12 +124,10 @@ def measured_run(system, collection, args: argparse.Namespace,
                  watched: dict[str, int]) -> tuple[dict[str, float], dict[str, float], float, float]:
     """One end-to-end load: its figures, CPU seconds by watched process, the machine's busy
     CPU seconds and the elapsed seconds."""
-    before, busy_before = cpu_seconds(watched), machine_busy_seconds()
-    began = time.monotonic()
-    figures = one_load(system, collection, args.tasks, args.clients, args.workers)
-    elapsed = time.monotonic() - began
-    after, busy = cpu_seconds(watched), machine_busy_seconds() - busy_before
-    used = {name: after[name] - before[name] for name in watched}
+    busy_before = machine_busy_seconds()
+    figures, elapsed, used = cpu_spent(
+        watched, lambda: one_load(system, collection, args.tasks, args.clients, args.workers))
+    busy = machine_busy_seconds() - busy_before
     used["anything else (kernel threads, …)"] = max(busy - sum(used.values()), 0.0)
     return figures, used, busy, elapsed
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 from bench import stack
 from bench.figures import save, table
-from bench.profile import STORE, cpu_seconds, store_pids
+from bench.profile import STORE, cpu_spent, store_pids
 from taskmill.client import ApiClient, Report
 from taskmill.store import TaskStore
 from tests.system import TOKEN, System
@@ -62,11 +61,8 @@ def run(system: System, store: TaskStore, walk: Callable[[ApiClient, list[str]],
     shares = [ids[i::clients] for i in range(clients)]
     apis = [ApiClient(f"http://127.0.0.1:{system.api_port}", TOKEN) for _ in range(clients)]
     roots = {"api": system.procs["api"].pid, **store_pids()}
-    cpu_before, began = cpu_seconds(roots), time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        requests = sum(pool.map(walk, apis, shares))
-    seconds = time.perf_counter() - began
-    cpu = {name: used - cpu_before[name] for name, used in cpu_seconds(roots).items()}
+        requests, seconds, cpu = cpu_spent(roots, lambda: sum(pool.map(walk, apis, shares)))
     for api in apis:
         api.close()
     return {"tasks_per_s": tasks / seconds, "requests_per_task": requests / tasks,

@@ -17,16 +17,20 @@ from tests.servers import Servers, free_port
 from tests.system import System, environment, launch, topic_name
 
 
+def fresh() -> tuple[str, str, Servers, Path]:
+    """What a benchmark's own Taskmill is named by: a unique suffix, its database, the
+    servers it runs on (from the environment) and a new working folder."""
+    unique = uuid.uuid4().hex[:10]
+    return unique, f"bench_{unique}", Servers.from_env(), Path(tempfile.mkdtemp(prefix="taskmill-bench-"))
+
+
 @contextmanager
 def system(workers: int = 0, slow_partitions: int | None = None,
            **settings: object) -> Iterator[tuple[System, pymongo.collection.Collection]]:
     """A fresh Taskmill with `workers` no-op (`slow`) worker processes and its tasks collection
     (`slow_partitions`: the slow topic made beforehand with that many partitions, whatever
     the dispatcher would make)."""
-    unique = uuid.uuid4().hex[:10]
-    db = f"bench_{unique}"
-    where = Servers.from_env()
-    workdir = Path(tempfile.mkdtemp(prefix="taskmill-bench-"))
+    unique, db, where, workdir = fresh()
     if slow_partitions is not None:
         topic = NewTopic(topic_name("slow", unique), num_partitions=slow_partitions, replication_factor=-1)
         admin = AdminClient({"bootstrap.servers": where.kafka})
@@ -47,10 +51,8 @@ def system(workers: int = 0, slow_partitions: int | None = None,
 def store(appname: str) -> Iterator[tuple[TaskStore, Config]]:
     """The task store alone, on a fresh database with its indexes, and the config of the
     system it belongs to; the database is dropped afterwards."""
-    unique = uuid.uuid4().hex[:10]
-    where = Servers.from_env()
-    env, _, _ = environment(Path(tempfile.mkdtemp(prefix="taskmill-bench-")), where,
-                            f"bench_{unique}", unique)
+    unique, db, where, workdir = fresh()
+    env, _, _ = environment(workdir, where, db, unique)
     config = load_config(env["TASKMILL_CONFIG"], env)
     opened = TaskStore.open(config, appname=appname)
     try:
@@ -59,4 +61,4 @@ def store(appname: str) -> Iterator[tuple[TaskStore, Config]]:
     finally:
         opened.close()
         with pymongo.MongoClient(where.mongo) as admin:
-            admin.drop_database(config.mongo.dbname)
+            admin.drop_database(db)

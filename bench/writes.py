@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench import stack
 from bench.figures import save, table
-from bench.profile import cpu_seconds, store_pids
+from bench.profile import cpu_spent, store_pids
 from taskmill.config import Config
 from taskmill.schema import Status
 from taskmill.store import TaskStore
@@ -34,22 +33,21 @@ from taskmill.store.reports import Report
 CONFIRM_BATCH = 100  # the relay publishes up to 200 at once, fewer when its workers have less room
 THREADS = 8
 
-# The writes of one task as the product makes them under load: the row of each, and how
-# many of its documents a task is (a task is written twice in pairs: its `running` in one,
-# its end in the next).
-A_TASK = {"create, 8 threads at once (shared inserts)": 1, "published, confirmed in batches": 1,
-          "a worker's pair: outcome + next running": 2}
+
+class Step(NamedTuple):
+    """One kind of write: its row, how many of its documents a task is in the product under
+    load (0: a way the product does not write a task; a task is written twice in pairs, its
+    `running` in one and its end in the next), and the write (the documents it wrote)."""
+
+    name: str
+    per_task: int
+    write: Callable[[], int]
 
 
 def measure(write: Callable[[], int]) -> tuple[float, float]:
     """Run the write; FerretDB's and PostgreSQL's CPU µs and the wall µs per document."""
-    roots = store_pids()
-    before, began = cpu_seconds(roots), time.perf_counter()
-    documents = write()
-    wall = time.perf_counter() - began
-    after = cpu_seconds(roots)
-    cpu = sum(after[name] - before[name] for name in roots)
-    return cpu * 1e6 / documents, wall * 1e6 / documents
+    documents, wall, cpu = cpu_spent(store_pids(), write)
+    return sum(cpu.values()) * 1e6 / documents, wall * 1e6 / documents
 
 
 class Writes:
@@ -63,15 +61,15 @@ class Writes:
         self._alone: list[str] = []  # created one at a time, reported alone
         self._together: list[str] = []  # created from threads at once, reported in pairs
 
-    def steps(self) -> dict[str, Callable[[], int]]:
-        return {
-            "create, one at a time (each insert alone)": self.create_alone,
-            "create, 8 threads at once (shared inserts)": self.create_together,
-            "published, confirmed in batches": self.confirm,
-            "running, reported alone": lambda: self.report_alone(Status.RUNNING),
-            "finished, reported alone": lambda: self.report_alone(Status.FINISHED),
-            "a worker's pair: outcome + next running": self.pairs,
-        }
+    def steps(self) -> list[Step]:
+        return [
+            Step("create, one at a time (each insert alone)", 0, self.create_alone),
+            Step("create, 8 threads at once (shared inserts)", 1, self.create_together),
+            Step("published, confirmed in batches", 1, self.confirm),
+            Step("running, reported alone", 0, lambda: self.report_alone(Status.RUNNING)),
+            Step("finished, reported alone", 0, lambda: self.report_alone(Status.FINISHED)),
+            Step("a worker's pair: outcome + next running", 2, self.pairs),
+        ]
 
     def create_alone(self) -> int:
         self._alone.extend(self._create() for _ in range(self._n))
@@ -109,15 +107,16 @@ class Writes:
         return self._store.create(self._service, {}, start=True)["task_id"]
 
 
-def one_round(store: TaskStore, config: Config, n: int) -> dict[str, tuple[float, float]]:
-    """Each kind of write on n new tasks: {row: (cpu µs, wall µs) per document}."""
-    def with_counts(step: Callable[[], int]) -> int:
-        written = step()
+def one_round(store: TaskStore, config: Config, n: int) -> dict[str, tuple[float, float, int]]:
+    """Each kind of write on n new tasks: {row: (cpu µs, wall µs) per document, and how many
+    of its documents a task is}."""
+    def with_counts(write: Callable[[], int]) -> int:
+        written = write()
         store.counts.flush()  # the step's count moves are written within it
         return written
 
-    return {name: measure(lambda step=step: with_counts(step))
-            for name, step in Writes(store, config, n).steps().items()}
+    return {step.name: (*measure(lambda write=step.write: with_counts(write)), step.per_task)
+            for step in Writes(store, config, n).steps()}
 
 
 def main() -> None:
@@ -136,12 +135,10 @@ def main() -> None:
         rows.append({"write": name, "store_cpu_us": round(statistics.median(cpu)),
                      "min": round(min(cpu)), "max": round(max(cpu)),
                      "wall_us": round(statistics.median(r[name][1] for r in rounds))})
-    per_row = {row["write"]: row for row in rows}
+    shares = [share for _, _, share in rounds[0].values()]
     rows.append({"write": "a task: created, published, running and ended (rows above)",
-                 "store_cpu_us": sum(per_row[name]["store_cpu_us"] * k for name, k in A_TASK.items()),
-                 "min": sum(per_row[name]["min"] * k for name, k in A_TASK.items()),
-                 "max": sum(per_row[name]["max"] * k for name, k in A_TASK.items()),
-                 "wall_us": sum(per_row[name]["wall_us"] * k for name, k in A_TASK.items())})
+                 **{key: sum(row[key] * share for row, share in zip(rows, shares, strict=True))
+                    for key in ("store_cpu_us", "min", "max", "wall_us")}})
     print(table(f"the store's writes, FerretDB + PostgreSQL CPU and wall µs per document "
                 f"(median of {args.repeat} rounds of {args.tasks} tasks)", rows))
     print(f"figures: {save('writes', {'tasks': args.tasks, 'repeat': args.repeat, 'rows': rows})}")

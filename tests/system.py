@@ -38,15 +38,14 @@ from tests.helpers import ROOT, write_config
 from tests.servers import Servers, free_port
 
 BIN = Path(sys.executable).parent
+TOKEN = "e2e-token"
+WORKERS = {"aaa": "taskmill_worker_aaa", "bbb": "taskmill_worker_bbb", "slow": "tests.slow_worker"}
+SOURCES = {"aaa": "mongo", "bbb": "mysql", "slow": "mongo"}
 
 
 def gunicorn(app: str) -> list[str]:
     """The command that serves a WSGI app under the api's gunicorn settings."""
     return [str(BIN / "gunicorn"), "-c", "python:taskmill_api.gunicorn_conf", app]
-
-TOKEN = "e2e-token"
-WORKERS = {"aaa": "taskmill_worker_aaa", "bbb": "taskmill_worker_bbb", "slow": "tests.slow_worker"}
-SOURCES = {"aaa": "mongo", "bbb": "mysql", "slow": "mongo"}
 
 
 def create_started(system: System, count: int, sleep_s: float = 0.0) -> list[str]:
