@@ -112,6 +112,9 @@ class LifecycleConfig:
     lookahead_s: float = 1.0
     min_waiting_per_worker: int = 1
     max_waiting_per_worker: int = 100
+    # The most tasks a worker of quick tasks claims at once from its backlog (one request
+    # says a batch's outcomes and the next batch's running; at most max_status_task / 2).
+    worker_batch: int = 5
 
 
 @dataclass(frozen=True)

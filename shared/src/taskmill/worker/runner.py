@@ -5,7 +5,14 @@ accepted) only once the api has its task: after the outcome's report in a consum
 group, after the `running` report in a share group (`feeds` says why).
 In a backlog (the next message already fetched), a task's outcome and the next task's
 `running` go in one request (a list of reports), each answered and acted on as if sent
-alone; the message of the first is let go of before the second is handled.
+alone; the message of the first is let go of before the second is handled. A worker of
+quick tasks (its last run ended within QUICK_BATCH_S) claims the messages behind it in
+batches (`lifecycle.worker_batch`, in a consumer group): one request says a batch's
+outcomes and the next batch's `running`, and the batch's tasks then run one after the
+other. Should one of them run longer than QUICK_TASK_S, the outcomes held so far are
+reported at once and the batch's waiting tasks have their leases renewed with its own
+(a waiting task cancelled meanwhile ends failed without running). Messages are let go
+of in the order they came.
 Effects once: the api refuses a `running` report for a task that is already running on
 another worker, finished, failed, or at another attempt, and the worker then skips the
 message.
@@ -23,8 +30,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -57,6 +64,10 @@ NOT_ABOUT_THE_TASK = frozenset({401, 403, 429})
 # A task that ends within this never pauses the consumer.
 QUICK_TASK_S = 1.0
 
+# A worker whose last run ended within this claims the messages behind it in batches
+# (`lifecycle.worker_batch`); after a longer run, one at a time.
+QUICK_BATCH_S = 0.1
+
 # How often the consumer lag gauge is refreshed (from the client's cached watermarks).
 LAG_INTERVAL_S = 5.0
 
@@ -68,9 +79,10 @@ MAX_DELIVERIES = 3
 # How long a worker waits before trying again to join its group while Kafka is away.
 JOIN_RETRY_S = 2.0
 
-# After the api refused two reports sent together as a whole (an api older than lists of
-# reports), how long the worker sends each alone before it tries pairs again.
-PAIRS_PAUSE_S = 300.0
+# After the api refused reports sent together as a whole (an api older than lists of
+# reports, or with a shorter max_status_task), how long the worker sends each alone
+# before it tries lists again.
+LISTS_PAUSE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -86,11 +98,32 @@ class Outcome:
 @dataclass(frozen=True)
 class Started:
     """A message's task and the api's answer to its running report (True: taken, False:
-    refused, None: not answered before the worker began to stop)."""
+    refused, None: not answered before the worker began to stop); while it waits in a
+    batch behind a long run, whether its lease was lost or it was cancelled. `task` None:
+    a message that is not a task (dealt with in its turn)."""
 
-    task: TaskMessage
+    task: TaskMessage | None
     msg: Any
     accepted: bool | None
+    lost: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Settled:
+    """What became of a batch's message, acted on in the message's order: its outcome to
+    report, then let go of it (`outcome` None: only let go of it). `taken`: the api's
+    answer to the outcome's report once `reported` (None: not taken; the worker stops)."""
+
+    started: Started
+    outcome: Outcome | None = None
+    reported: bool = False
+    taken: bool | None = None
+
+
+# A polled message and what it holds (see _read); the api's answer to one report of a list.
+Polled = tuple[Any, "TaskMessage | MessageDecodeError | None"]
+Answer = dict[str, Any] | ApiError
 
 
 RUNNING = Outcome(Status.RUNNING)
@@ -117,7 +150,13 @@ class Worker:
         self.liveness = liveness
         self.stopping = threading.Event()
         self._lag_at = 0.0  # when the lag gauge is next refreshed
-        self._pairs_after = 0.0  # reports are sent in pairs from then on (see _report_both)
+        self._lists_after = 0.0  # reports are sent in lists from then on (see _together)
+        # The most tasks claimed at once: a batch's outcomes and the next one's running
+        # reports fit one request of max_status_task. A share group hands out one record
+        # at a time, acknowledged as its task starts: one at a time there.
+        self._batch = 1 if service.shared else max(
+            1, min(config.lifecycle.worker_batch, config.max_status_task // 2))
+        self._quick = False  # the last run ended within QUICK_BATCH_S
 
     def run(self) -> None:
         """Consume until `stopping` is set, then leave the group."""
@@ -158,66 +197,124 @@ class Worker:
         return False
 
     def handle(self, msg: Any) -> None:
-        """Process one polled message to the end (or give it back on shutdown), then each
-        next one whose running report went with the outcome of the one before."""
-        started = self._start(msg)
-        while started is not None:
+        """Process one polled message to the end (or give it back on shutdown), with the
+        messages claimed behind it: each batch's outcomes go with the next batch's
+        running reports."""
+        first: Polled = (msg, _read(msg))
+        behind = self._following(self._next_size() - 1) if isinstance(first[1], TaskMessage) else []
+        batch = self._start([first, *behind])
+        while batch:
             self._tick()
-            started = self._run(started)
+            batch = self._run_batch(batch)
 
-    def _start(self, msg: Any, task: TaskMessage | None = None,
-               answer: dict[str, Any] | ApiError | None = None) -> Started | None:
-        """The message's task and what the api said to its running report (asked now,
-        unless its `answer` came with the previous task's outcome); None: not a task."""
-        task = task or self._decoded(msg)
-        if task is None:
-            return None
-        accepted = (self._report(task, RUNNING) if answer is None
-                    else self._answered(task, RUNNING, answer))
-        return Started(task, msg, accepted)
+    def _next_size(self) -> int:
+        """How many messages to claim at once: a batch after a quick run, else one."""
+        return self._batch if self._quick else 1
 
-    def _run(self, started: Started) -> Started | None:
-        """Run a started task and report its outcome: the next task when its running
-        report went with it."""
+    def _following(self, count: int) -> list[Polled]:
+        """Up to `count` messages fetched already (a backlog), up to the first that is not
+        a task, which ends a batch."""
+        polled: list[Polled] = []
+        while len(polled) < count and not self.stopping.is_set():
+            msg = self._feed.next(0)
+            if msg is None:
+                break
+            polled.append((msg, _read(msg)))
+            if not isinstance(polled[-1][1], TaskMessage):
+                break
+        return polled
+
+    def _start(self, polled: list[Polled], answers: list[Answer] | None = None) -> list[Started]:
+        """The polled messages with what the api said to their tasks' running reports
+        (asked now, unless their `answers` came with the previous batch's outcomes)."""
+        tasks = [read for _, read in polled if isinstance(read, TaskMessage)]
+        accepted = iter(self._claim(tasks) if answers is None else
+                        [self._answered(task, RUNNING, answer)
+                         for task, answer in zip(tasks, answers, strict=True)])
+        return [Started(read, msg, next(accepted)) if isinstance(read, TaskMessage)
+                else Started(None, msg, None) for msg, read in polled]
+
+    def _claim(self, tasks: list[TaskMessage]) -> list[bool | None]:
+        """Report the tasks running (in one request when there are several): whether each
+        was taken. None: not answered before the worker began to stop, and then neither
+        is any after it (its message goes back, and with it those behind it)."""
+        answers = self._together([(task, RUNNING) for task in tasks]) if len(tasks) > 1 else None
+        if answers is not None:
+            return [self._answered(task, RUNNING, answer)
+                    for task, answer in zip(tasks, answers, strict=True)]
+        accepted: list[bool | None] = []
+        for task in tasks:
+            gave_up = bool(accepted) and accepted[-1] is None
+            accepted.append(None if gave_up else self._report(task, RUNNING))
+        return accepted
+
+    def _run_batch(self, batch: list[Started]) -> list[Started]:
+        """Run a batch's tasks in order; then report their outcomes with the running reports
+        of the messages fetched behind them, and let go of each message: the next batch."""
+        held: list[Settled] = []
+        for i, started in enumerate(batch):
+            if i:
+                self._tick()
+            settled = self._run(started, batch[i + 1:], held)
+            if settled is None:  # stopping: it goes back, and the rest of the batch with it
+                return self._settle(held, [], given_back=batch[i:])
+            held.append(settled)
+        # The next messages only after a task that ran: a share group polls again only once
+        # the record in hand is acknowledged, which a skipped one is when it is let go of.
+        ran = held[-1].outcome is not None and not self.stopping.is_set()
+        return self._settle(held, self._following(self._next_size()) if ran else [])
+
+    def _run(self, started: Started, waiting: list[Started], held: list[Settled]) -> Settled | None:
+        """Run a started task of a batch (`waiting`: the batch's tasks after it; `held`:
+        those before it, not yet settled): what became of it, or None to give it back."""
         task, msg = started.task, started.msg
+        if task is None:
+            return Settled(started)
         if started.accepted is None:
-            self._feed.give_back(msg)  # stopping before the api answered: delivered again
-            return None
+            return None  # stopping before the api answered: delivered again
         if not started.accepted:
             metrics.SKIPPED.labels(self._service.name).inc()
-            self._feed.done(msg)
-            return None
+            return Settled(started)
+        if started.lost.is_set():
+            metrics.SKIPPED.labels(self._service.name).inc()
+            log.warning("lease lost while waiting in the batch: not run (another attempt runs "
+                        "the task)", extra=_extra(task))
+            return Settled(started)
+        if started.cancel.is_set():
+            metrics.TASKS.labels(self._service.name, "cancelled").inc()
+            log.info("cancelled while waiting in the batch: not run", extra=_extra(task))
+            return Settled(started, CANCELLED)
         self._feed.taken(msg)
         deliveries = self._feed.deliveries(msg)
         if deliveries > MAX_DELIVERIES:
-            self._end_undeliverable(task, deliveries, msg)
-            return None
-        outcome = self._execute(task)
+            return Settled(started, self._undeliverable(task, deliveries))
+        began = time.monotonic()
+        outcome = self._execute(task, waiting, lambda: self._send(held, []))
+        self._quick = time.monotonic() - began < QUICK_BATCH_S
         if outcome is None:
-            self._feed.give_back(msg)  # on shutdown, before the outcome: delivered again
-            return None
-        if outcome is LEASE_LOST:
-            self._feed.done(msg)
-            return None
-        return self._end(task, msg, outcome)
+            return None  # on shutdown, before the outcome: delivered again
+        return Settled(started, None if outcome is LEASE_LOST else outcome)
 
-    def _end(self, task: TaskMessage, msg: Any, outcome: Outcome) -> Started | None:
-        """Report the outcome. When the next message is here already (a backlog), its
-        running report goes in the same request, and its task is answered."""
-        following = None if self.stopping.is_set() else self._feed.next(0)
-        read = None if following is None else _read(following)
-        starting = read if isinstance(read, TaskMessage) else None
-        answers = None if starting is None else self._report_both(task, outcome, starting)
-        accepted = self._report_outcome(task, outcome, None if answers is None else answers[0])
-        if accepted is None:  # stopping, the outcome not taken: both delivered again
-            self._feed.give_back(msg)
-            if following is not None:
-                self._feed.give_back(following)
-            return None
-        self._feed.done(msg)
-        if following is None:
-            return None
-        return self._start(following, starting, None if answers is None else answers[1])
+    def _settle(self, held: list[Settled], polled: list[Polled],
+                given_back: Sequence[Started] = ()) -> list[Started]:
+        """Report the held outcomes not reported yet, with the running reports of the
+        `polled` messages' tasks, then let go of each held message in order (and give back
+        `given_back`): the next batch. A message whose outcome was not taken (stopping)
+        goes back, and so does every one after it, the polled ones included."""
+        answers = self._send(held, [read for _, read in polled if isinstance(read, TaskMessage)])
+        for i, settled in enumerate(held):
+            if settled.outcome is not None and settled.taken is None:
+                back = [*(s.started for s in held[i:]), *given_back]
+                for msg in [*(started.msg for started in back), *(msg for msg, _ in polled)]:
+                    self._feed.give_back(msg)
+                return []
+            if settled.started.task is None:
+                self._decoded(settled.started.msg)
+            else:
+                self._feed.done(settled.started.msg)
+        for started in given_back:
+            self._feed.give_back(started.msg)
+        return self._start(polled, answers) if polled else []
 
     def _decoded(self, msg: Any) -> TaskMessage | None:
         """The message's task; None for an error event, or a message that is not a task
@@ -233,22 +330,23 @@ class Worker:
             log.warning("consumer error: %s", msg.error())
         return read
 
-    def _end_undeliverable(self, task: TaskMessage, deliveries: int, msg: Any) -> None:
-        """End a task whose message keeps coming back untaken: every worker it went to
+    def _undeliverable(self, task: TaskMessage, deliveries: int) -> Outcome:
+        """How a task ends whose message keeps coming back untaken: every worker it went to
         before died or hung before the api had its running report. This worker now runs
         it (its running report was taken), so it ends it, without calling the algorithm."""
         metrics.TASKS.labels(self._service.name, Status.FAILED.value).inc()
         log.error("the task's message was delivered %d times without a worker starting it; "
                   "ending the task failed", deliveries, extra=_extra(task))
-        outcome = Outcome(Status.FAILED, message=f"its message was delivered {deliveries} times "
-                          "without a worker starting the task (each one died or hung taking it)")
-        if self._report(task, outcome) is not None:
-            self._feed.done(msg)
+        return Outcome(Status.FAILED, message=f"its message was delivered {deliveries} times "
+                       "without a worker starting the task (each one died or hung taking it)")
 
     # -- running the algorithm -----------------------------------------------------------
 
-    def _execute(self, task: TaskMessage) -> Outcome | None:
-        """Run the algorithm: its outcome, LEASE_LOST, or None (given up on shutdown)."""
+    def _execute(self, task: TaskMessage, waiting: list[Started] | None = None,
+                 on_long: Callable[[], Any] | None = None) -> Outcome | None:
+        """Run the algorithm: its outcome, LEASE_LOST, or None (given up on shutdown). A run
+        longer than QUICK_TASK_S first calls `on_long`, then keeps the consumer, its lease
+        and those of the `waiting` tasks alive."""
         box: dict[str, Outcome] = {}
         stop, cancel = threading.Event(), threading.Event()
         ctx = TaskContext(task_id=task.task_id, service=task.service, attempt=task.attempt,
@@ -266,9 +364,11 @@ class Worker:
             # Most tasks end quickly: only a longer one needs the consumer kept alive.
             thread.join(QUICK_TASK_S)
             if thread.is_alive():
+                if on_long is not None:
+                    on_long()
                 self._feed.hold()
                 try:
-                    if not self._wait_for(thread, task, stop, cancel):
+                    if not self._wait_for(thread, task, stop, cancel, waiting or []):
                         return None
                 finally:
                     self._feed.release()
@@ -289,17 +389,23 @@ class Worker:
         return outcome
 
     def _wait_for(self, thread: threading.Thread, task: TaskMessage, stop: threading.Event,
-                  cancel: threading.Event) -> bool:
-        """Keep the consumer and the lease alive until the thread ends (False: gave up).
-        A cancelled run is waited for cancel_grace_s at most, then left behind."""
+                  cancel: threading.Event, waiting: list[Started]) -> bool:
+        """Keep the consumer and the leases (the run's, the waiting tasks') alive until the
+        thread ends (False: gave up). A cancelled run is waited for cancel_grace_s at
+        most, then left behind."""
         lifecycle = self._config.lifecycle
         next_beat = time.monotonic()
         give_up_at: float | None = None
         abandon_at: float | None = None
         while thread.is_alive():
             now = time.monotonic()
-            if now >= next_beat and not cancel.is_set():
-                self._heartbeat(task, stop, cancel, None, None)
+            if now >= next_beat:
+                if not cancel.is_set():
+                    self._heartbeat(task, stop, cancel, None, None)
+                for claimed in waiting:
+                    if claimed.task is not None and claimed.accepted and not (
+                            claimed.lost.is_set() or claimed.cancel.is_set()):
+                        self._heartbeat(claimed.task, claimed.lost, claimed.cancel, None, None)
                 next_beat = now + lifecycle.heartbeat_s
             if cancel.is_set() and abandon_at is None:
                 abandon_at = now + lifecycle.cancel_grace_s
@@ -381,7 +487,7 @@ class Worker:
                     extra=_extra(task))
         return False
 
-    def _answered(self, task: TaskMessage, outcome: Outcome, answer: dict[str, Any] | ApiError,
+    def _answered(self, task: TaskMessage, outcome: Outcome, answer: Answer,
                   refusal: list[str] | None = None) -> bool | None:
         """What the api's answer to a report sent with another means (as `_report`); one it
         could not take is reported again, alone."""
@@ -391,28 +497,38 @@ class Worker:
             return False
         return self._report(task, outcome, refusal)
 
-    def _report_both(self, task: TaskMessage, outcome: Outcome,
-                     starting: TaskMessage) -> list[dict[str, Any] | ApiError] | None:
-        """Send a task's outcome and the next task's running report in one request: the
-        api's answer to each, or None when it did not take the request as a whole (then
-        each is reported alone; an api that takes no lists is not asked again for a while)."""
-        if time.monotonic() < self._pairs_after:
+    def _together(self, reports: list[tuple[TaskMessage, Outcome]]) -> list[Answer] | None:
+        """Send several tasks' reports in one request: the api's answer to each, or None
+        when it did not take the request as a whole (then each is reported alone; an api
+        that takes no lists, or not so long a one, is not sent lists for a while)."""
+        if time.monotonic() < self._lists_after:
             return None
         try:
             return self._api.update_statuses([
                 Report(task.task_id, outcome.status.value, outcome.message, outcome.result,
-                       task.attempt, outcome.retry, self.name),
-                Report(starting.task_id, Status.RUNNING.value, attempt=starting.attempt,
-                       worker=self.name)])
+                       task.attempt, outcome.retry, self.name) for task, outcome in reports])
         except ApiError as ex:
             if ex.http_status == 400:
-                self._pairs_after = time.monotonic() + PAIRS_PAUSE_S
-            log.info("the reports of two tasks sent together were not taken (%s); reporting "
-                     "them one by one", ex, extra=_extra(task))
+                self._lists_after = time.monotonic() + LISTS_PAUSE_S
+            log.info("the reports of %d tasks sent together were not taken (%s); reporting "
+                     "them one by one", len(reports), ex, extra=_extra(reports[0][0]))
             return None
 
+    def _send(self, held: list[Settled], starting: list[TaskMessage]) -> list[Answer] | None:
+        """Report the held outcomes not reported yet, in one request with the `starting`
+        tasks' running reports when there are two reports or more: the api's answers to
+        the running reports (None: not asked; they are to be reported alone)."""
+        unsent = [(s, s.started.task, s.outcome) for s in held
+                  if s.started.task is not None and s.outcome is not None and not s.reported]
+        reports = [(task, outcome) for _, task, outcome in unsent] + [(task, RUNNING) for task in starting]
+        answers = self._together(reports) if len(reports) > 1 else None
+        for i, (settled, task, outcome) in enumerate(unsent):
+            settled.taken = self._report_outcome(task, outcome, None if answers is None else answers[i])
+            settled.reported = True
+        return None if answers is None else answers[len(unsent):]
+
     def _report_outcome(self, task: TaskMessage, outcome: Outcome,
-                        answer: dict[str, Any] | ApiError | None = None) -> bool | None:
+                        answer: Answer | None = None) -> bool | None:
         """Report how the run ended (unless its `answer` came already). An outcome the api
         refuses as bad input (a result it cannot store, too large) is reported again as a
         failure saying why, so the task ends now rather than when its lease lapses."""
