@@ -1,14 +1,16 @@
-"""Workers' reports: each alone (two requests a task) against a task's outcome and the next
-task's `running` in one request (a list of reports), as the SDK sends them in a backlog.
+"""Workers' reports: each alone (two requests a task), a task's outcome with the next task's
+`running` in one request (a list of reports, as the SDK sends them in a backlog of slower
+tasks), and a batch's outcomes with the next batch's `running` (as a worker of quick tasks
+claims its backlog, `lifecycle.worker_batch`).
 
-    uv run python -m bench.reports [--tasks 400] [--clients 8] [--repeat 3]
+    uv run python -m bench.reports [--tasks 400] [--clients 8] [--repeat 3] [--batch 5]
 
 On a fresh Taskmill with no workers, tasks are started and marked published (waiting); then
 `clients` threads each walk their share of them as a worker in a backlog does: `running` of
-the first, then the outcome of each task with the `running` of the next, one after the
-other. The two ways run alternately (A B B A …), `repeat` times each, on new tasks every run; printed
-per way: tasks/s, report requests per task, and CPU milliseconds per task of the api and
-of the store (FerretDB, PostgreSQL), with the ratio of the pairs to the singles.
+the first (batch), then the outcomes of each with the `running` of the next, one after the
+other. The ways run in turn (A B C, then C B A, …), `repeat` times each, on new tasks every
+run; printed per way: tasks/s, report requests per task, and CPU milliseconds per task of
+the api and of the store (FerretDB, PostgreSQL), with the ratios to the singles.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import statistics
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from functools import partial
 
 from bench import stack
 from bench.figures import save, table
@@ -35,15 +38,18 @@ def walk_singly(api: ApiClient, ids: list[str]) -> int:
     return 2 * len(ids)
 
 
-def walk_in_pairs(api: ApiClient, ids: list[str]) -> int:
-    """Report the first task's running, then each outcome with the next task's running."""
-    api.update_status(ids[0], "running", attempt=1, worker="bench")
-    for ended, starting in zip(ids, ids[1:], strict=False):
-        answers = api.update_statuses([Report(ended, "finished", result={}, attempt=1, worker="bench"),
-                                       Report(starting, "running", attempt=1, worker="bench")])
+def walk_in_batches(size: int, api: ApiClient, ids: list[str]) -> int:
+    """Report the first `size` tasks' running, then the outcomes of each `size` with the
+    running of the next `size` (in pairs when `size` is 1); the requests made."""
+    batches = [ids[i:i + size] for i in range(0, len(ids), size)]
+    requests = 0
+    for ended, starting in zip([[], *batches], [*batches, []], strict=True):
+        reports = [*(Report(t, "finished", result={}, attempt=1, worker="bench") for t in ended),
+                   *(Report(t, "running", attempt=1, worker="bench") for t in starting)]
+        answers = api.update_statuses(reports)
         assert all(not isinstance(a, Exception) for a in answers), answers
-    api.update_status(ids[-1], "finished", result={}, attempt=1, worker="bench")
-    return len(ids) + 1
+        requests += 1
+    return requests
 
 
 def started(system: System, store: TaskStore, count: int) -> list[str]:
@@ -75,21 +81,26 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=5, help="tasks a batch (worker_batch)")
     args = parser.parse_args()
-    ways = {"each alone": walk_singly, "outcome + next running": walk_in_pairs}
+    if args.batch < 2:
+        parser.error("--batch must be at least 2 (1 is the pairs)")
+    ways = {"each alone": walk_singly, "outcome + next running": partial(walk_in_batches, 1),
+            f"batches of {args.batch}": partial(walk_in_batches, args.batch)}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in ways}
     with stack.system() as (system, _), closing(TaskStore.open(system.config)) as store:
         system.stop("dispatcher")
         for turn in range(args.repeat):
-            # A, B, then B, A: neither way always runs first (or after the other).
+            # A, B, C, then C, B, A: no way always runs first (or after another).
             for name, walk in list(ways.items())[::1 if turn % 2 == 0 else -1]:
                 runs[name].append(run(system, store, walk, args.tasks, args.clients))
                 print(name, runs[name][-1], flush=True)
     rows = [{"reports": name, **{key: statistics.median(r[key] for r in done) for key in done[0]}}
             for name, done in runs.items()]
-    alone, paired = rows
-    rows.append({"reports": "ratio (pairs / alone)",
-                 **{key: paired[key] / alone[key] for key in alone if key != "reports"}})
+    alone, *others = rows
+    rows += [{"reports": f"ratio ({name} / alone)",
+              **{key: row[key] / alone[key] for key in alone if key != "reports"}}
+             for name, row in zip(("pairs", "batches"), others, strict=True)]
     print(table(f"workers' reports, {args.tasks} tasks, {args.clients} clients "
                 f"(median of {args.repeat} runs each, alternated)", rows))
     print(f"figures: {save('reports', {'tasks': args.tasks, 'clients': args.clients, 'rows': rows})}")
