@@ -122,7 +122,7 @@ class Settled:
 
 
 # A polled message and what it holds (see _read); the api's answer to one report of a list.
-Polled = tuple[Any, "TaskMessage | MessageDecodeError | None"]
+Polled = tuple[Any, TaskMessage | MessageDecodeError | None]
 Answer = dict[str, Any] | ApiError
 
 
