@@ -153,6 +153,8 @@ class Api:
         self.pairs_tried += 1
         if not self.lists:
             raise ApiError(400, "Invalid parameter: data must be a JSON object")
+        if any(self.refused.get((name(r.task_id), r.status)) == 400 for r in reports):
+            raise ApiError(400, "Invalid parameter: data[1].result is larger than allowed")
         self._record([(name(r.task_id), r.status) for r in reports])
         return [self._answer(r.task_id, r.status) for r in reports]
 
@@ -341,3 +343,20 @@ def test_a_feed_of_one_record_at_a_time_is_polled_only_once_the_one_in_hand_is_l
     feed = Feed(NotATask("x"), "c", one_at_a_time=True)
     assert work(feed, Api()) == []
     assert feed.events == [("reject", "x")] and [m.task_id for m in feed.queue] == ["c"]
+
+
+def test_a_list_refused_for_one_bad_outcome_does_not_stop_the_lists(work):
+    """c's result cannot be stored (400): the api refuses its whole list; each report then
+    goes alone, c's outcome is refused with a 400 as well and reported failed saying why,
+    and since that explains the list's 400, the next batch is claimed in one list again
+    (an api without lists answers every list 400 and each report alone 200: paused)."""
+    feed, api = Feed("a", "b", "c", "d", "e", "f", "1"), Api(refused={("c", "finished"): 400})
+    ran = work(feed, api, batch=3)
+    assert ran == ["a", "b", "c", "d", "e", "f", "1"]
+    assert api.requests == [
+        [("a", "running")],
+        [("a", "finished"), ("b", "running"), ("c", "running"), ("d", "running")],
+        [("b", "finished")], [("c", "finished")], [("c", "failed")], [("d", "finished")],
+        [("e", "running"), ("f", "running"), ("1", "running")],
+        [("e", "finished"), ("f", "finished"), ("1", "finished")]]
+    lets_go_in_order(feed, "a", "b", "c", "d", "e", "f", "1")

@@ -79,9 +79,9 @@ MAX_DELIVERIES = 3
 # How long a worker waits before trying again to join its group while Kafka is away.
 JOIN_RETRY_S = 2.0
 
-# After the api refused reports sent together as a whole (an api older than lists of
-# reports, or with a shorter max_status_task), how long the worker sends each alone
-# before it tries lists again.
+# After the api refused reports sent together as a whole with a 400 that none of them,
+# sent alone, explains (an api older than lists of reports, or with a shorter
+# max_status_task), how long the worker sends each alone before it tries lists again.
 LISTS_PAUSE_S = 300.0
 
 
@@ -477,6 +477,10 @@ class Worker:
                     extra=_extra(task))
             return False
         if 400 <= ex.http_status < 500:
+            if ex.http_status == 400:
+                # A list refused with a 400 because of this report (an outcome the api
+                # cannot store) says nothing against lists: they go on.
+                self._lists_after = 0.0
             level = logging.INFO if ex.http_status == 409 else logging.WARNING
             log.log(level, "api refused %s: %s", outcome.status.value, clip(ex.message),
                     extra=_extra(task))
@@ -499,8 +503,10 @@ class Worker:
 
     def _together(self, reports: list[tuple[TaskMessage, Outcome]]) -> list[Answer] | None:
         """Send several tasks' reports in one request: the api's answer to each, or None
-        when it did not take the request as a whole (then each is reported alone; an api
-        that takes no lists, or not so long a one, is not sent lists for a while)."""
+        when it did not take the request as a whole (then each is reported alone). After
+        a 400 no list goes for LISTS_PAUSE_S, unless one of the reports, sent alone, is
+        refused with a 400 too (`_refused`): the list was refused for it, not for being a
+        list (an api that takes no lists, or not so long a one)."""
         if time.monotonic() < self._lists_after:
             return None
         try:
