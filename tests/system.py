@@ -11,6 +11,7 @@ launch systems the same way (`launch`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -142,15 +143,16 @@ class System:
                 for proc, url in self.metrics_urls.items() if proc in self.procs}
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int:
-        """Signal a process and wait for it to exit; return its exit code."""
+        """Signal a process and wait for it to exit; return its exit code. One still
+        running after timeout_s is aborted (SIGABRT: Python's faulthandler, on in
+        `environment`, writes every thread's stack to its log, then -6), else killed."""
         proc = self.procs.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for signum, wait_s in ((sig, timeout_s), (signal.SIGABRT, 5.0), (signal.SIGKILL, None)):
+            if proc.poll() is not None:
+                break
+            proc.send_signal(signum)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(wait_s)
         return proc.returncode
 
     def kill(self, name: str) -> None:
@@ -271,7 +273,9 @@ def environment(workdir: Path, servers: Servers, task_db: str, unique: str,
            "SOURCE_MYSQL_HOST": servers.mysql["host"],
            "SOURCE_MYSQL_PORT": str(servers.mysql["port"]),
            "SOURCE_MYSQL_USER": servers.mysql["user"],
-           "SOURCE_MYSQL_PASSWORD": servers.mysql["password"]}
+           "SOURCE_MYSQL_PASSWORD": servers.mysql["password"],
+           # A process that will not stop is aborted by System.stop: its threads' stacks.
+           "PYTHONFAULTHANDLER": "1"}
     return env, services, port
 
 
