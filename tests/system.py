@@ -145,14 +145,21 @@ class System:
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int:
         """Signal a process and wait for it to exit; return its exit code. One still
         running after timeout_s is aborted (SIGABRT: Python's faulthandler, on in
-        `environment`, writes every thread's stack to its log, then -6), else killed."""
+        `environment`, writes every thread's stack to its log, then -6), else killed; its
+        log is then printed (pytest shows it with a failure, at a test or its teardown)."""
         proc = self.procs.pop(name)
+        stuck = False
         for signum, wait_s in ((sig, timeout_s), (signal.SIGABRT, 5.0), (signal.SIGKILL, None)):
             if proc.poll() is not None:
                 break
+            stuck = signum != sig
             proc.send_signal(signum)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(wait_s)
+        if stuck:
+            log = (self.workdir / f"{name}.log").read_text(errors="replace")
+            print(f"--- {name} still ran {timeout_s:.0f} s after signal {sig}: aborted; "
+                  f"its log\n{log[-6000:]}")
         return proc.returncode
 
     def kill(self, name: str) -> None:

@@ -127,7 +127,7 @@ def test_a_worker_sent_sigterm_mid_stream_loses_nothing(start_system):
     system = start_system(workers=("aaa",))
     ids = [system.api.create_task("aaa", {"limit": 1}, start=True) for _ in range(60)]
     system.wait_final(ids[:5], timeout_s=60)
-    assert system.stop("worker-aaa", signal.SIGTERM) == 0, system.logs()
+    assert system.stop("worker-aaa", signal.SIGTERM) == 0
     system.start_worker("aaa", name="worker-aaa-2")
     statuses = system.wait_final(ids, timeout_s=120)
     assert Counter(s["status"] for s in statuses) == {"finished": 60}
@@ -142,9 +142,9 @@ def test_an_api_sent_sigterm_writes_the_counts_of_the_reports_it_gathered(start_
     ids = [system.api.create_task("aaa", {"limit": 1}, start=True) for _ in range(4)]
     system.wait_final(ids)
     with closing(TaskStore(connect(system.config.mongo))) as store:
-        assert system.stop("dispatcher") == 0, system.logs()  # its publications' moves: written
+        assert system.stop("dispatcher") == 0  # its publications' moves: written
         assert store.counts.total("aaa", "finished") == 0  # gathered in the api, not yet written
-        assert system.stop("api") == 0, system.logs()
+        assert system.stop("api") == 0
         assert {s: store.counts.total("aaa", s) for s in ("ready", "waiting", "running", "finished")} \
             == {"ready": 0, "waiting": 0, "running": 0, "finished": 4}
 
@@ -202,7 +202,7 @@ def test_a_dispatcher_that_stops_hands_its_services_to_another_at_once(start_sys
                 if proc.startswith("dispatcher")}
 
     [holder] = [proc for proc, value in relaying().items() if value == 1]
-    assert system.stop(holder) == 0, system.logs()
+    assert system.stop(holder) == 0
     after = system.api.create_task("slow", {}, start=True)
     assert system.wait_final([after], timeout_s=30)[0]["status"] == "finished"
     assert list(relaying().values()) == [1]

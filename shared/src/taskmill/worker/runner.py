@@ -228,17 +228,17 @@ class Worker:
         """The polled messages with what the api said to their tasks' running reports
         (asked now, unless their `answers` came with the previous batch's outcomes)."""
         tasks = [read for _, read in polled if isinstance(read, TaskMessage)]
-        accepted = iter(self._claim(tasks) if answers is None else
-                        [self._answered(task, RUNNING, answer)
-                         for task, answer in zip(tasks, answers, strict=True)])
+        if answers is None:
+            answers = self._send([], tasks)
+        accepted = iter(self._claimed(tasks, answers))
         return [Started(read, msg, next(accepted)) if isinstance(read, TaskMessage)
                 else Started(None, msg, None) for msg, read in polled]
 
-    def _claim(self, tasks: list[TaskMessage]) -> list[bool | None]:
-        """Report the tasks running (in one request when there are several): whether each
-        was taken. None: not answered before the worker began to stop, and then neither
-        is any after it (its message goes back, and with it those behind it)."""
-        answers = self._together([(task, RUNNING) for task in tasks]) if len(tasks) > 1 else None
+    def _claimed(self, tasks: list[TaskMessage], answers: list[Answer] | None) -> list[bool | None]:
+        """Whether each task's running report was taken, from the api's `answers` to them
+        (None: not sent together; then each is reported alone). None: not answered before
+        the worker began to stop, and then neither is any after it (its message goes
+        back, and with it those behind it)."""
         if answers is not None:
             return [self._answered(task, RUNNING, answer)
                     for task, answer in zip(tasks, answers, strict=True)]
