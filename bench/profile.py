@@ -6,7 +6,8 @@ an end-to-end run.
 Starts a fresh system and runs the end-to-end load of bench.e2e twice, then prints
 - from the first run, CPU seconds (and milliseconds per task) per process, the
   infrastructure's included (FerretDB, PostgreSQL, Kafka, from the pid files of
-  scripts/infra.sh) and this load generator, and the machine's busy time beside them;
+  scripts/infra.sh) and this load generator, and the machine's busy time beside them; and
+  the statements that took the store's PostgreSQL longest, per task (bench.statements);
 - from the second run, with `py-spy record` attached to the api (with its gunicorn workers),
   the dispatcher and each worker, per Taskmill process the functions its threads were in
   most often when not idle (py-spy
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from bench import stack
+from bench import stack, statements
 from bench.e2e import one_load
 from bench.figures import RESULTS, save, table
 from tests.helpers import ROOT
@@ -158,7 +159,9 @@ def main() -> None:
         one_load(system, collection, 20, args.clients, args.workers)  # imports done, pools full
         procs = {name: proc.pid for name, proc in system.procs.items()}
         watched = {**procs, **infra_pids(), "load generator (this process)": os.getpid()}
+        counted = statements.reset()
         figures, used, busy, elapsed = measured_run(system, collection, args, watched)
+        store_statements = statements.per_task(args.tasks) if counted else []
         sampled_run(system, collection, args, procs)
     machine = elapsed * (os.cpu_count() or 1)
     rows = [{"process": name, "cpu_s": round(cpu, 1), "cpu_ms_per_task": round(cpu * 1000 / args.tasks, 2),
@@ -171,6 +174,8 @@ def main() -> None:
           f"({ours * 1000 / args.tasks:.1f} in Taskmill's own processes); "
           f"{figures['store_cmds']:.2f} store commands per task")
     print(table("CPU by process during the run (without sampling)", rows))
+    print(table("\nPostgreSQL's statements during the run, by time (pg_stat_statements; wall µs "
+                "inside PostgreSQL; a command's include those run inside it)", store_statements))
     hot = {}
     for name in procs:
         total, own, inclusive = top_frames(RESULTS / f"profile-{name}.txt")
@@ -180,7 +185,7 @@ def main() -> None:
         for frame, count in own.most_common(TOP):
             print(f"  {count / max(total, 1):6.1%}  {frame}")
     saved = save('profile', {'tasks': args.tasks, 'elapsed_s': elapsed, 'figures': figures, 'cpu': rows,
-                             'hot': hot})
+                             'statements': store_statements, 'hot': hot})
     print(f"figures: {saved}")
 
 

@@ -130,12 +130,14 @@ start_postgres() {
 
 postgres_ready() { "$PG_BIN/pg_isready" -q -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT"; }
 
-# DocumentDB lives in the `postgres` database (pg_cron, which it needs, runs in one only).
+# DocumentDB lives in the `postgres` database (pg_cron, which it needs, runs in one only),
+# and pg_stat_statements beside it (bench.profile reads what the store's commands cost).
 create_documentdb() {
   psql_admin -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
     -c 'CREATE EXTENSION IF NOT EXISTS documentdb CASCADE' \
-    -c 'CREATE EXTENSION IF NOT EXISTS documentdb_extended_rum' >/dev/null ||
-    die "cannot create the DocumentDB extension; see $LOG_DIR/postgres.log"
+    -c 'CREATE EXTENSION IF NOT EXISTS documentdb_extended_rum' \
+    -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' >/dev/null ||
+    die "cannot create the DocumentDB extensions; see $LOG_DIR/postgres.log"
 }
 
 start_ferretdb() {
