@@ -109,6 +109,32 @@ def test_kafka_down_keeps_started_tasks_ready_then_delivers_them_all(start_syste
     assert {r["status"] for r in results} == {"finished"}
 
 
+def test_a_dispatcher_stopped_while_the_broker_does_not_answer_leaves_within_its_grace(
+        start_system, private_server):
+    """SIGTERM while a relay round waits for a broker that stopped answering (holds of 60 s
+    give the broker 43 s): the dispatcher leaves within its shutdown grace instead, the task
+    it was publishing stays ready in the outbox, and it runs once the broker is back."""
+    kafka = private_server("kafka")
+    system = start_system(workers=("slow",), kafka=kafka.address, metrics=True,
+                          lifecycle={"dispatch_claim_s": 60, "shutdown_grace_s": 2})
+    first = system.api.create_task("slow", {}, start=True)
+    assert system.wait_final([first])[0]["status"] == "finished"
+
+    def rounds() -> float:
+        return sum(system.metric("taskmill_dispatcher_batch_size_count").values())
+
+    published = rounds()
+    kafka.stop()
+    held = system.api.create_task("slow", {}, start=True)
+    system.wait_until("the relay waiting for the broker's answer", lambda: rounds() > published)
+    assert system.stop("dispatcher", timeout_s=15) == 0  # not the 43 s the round would wait
+    assert system.api.result_task(held)["status"] == "ready"
+
+    kafka.start()
+    system.start_dispatcher()
+    assert system.wait_final([held], timeout_s=120)[0]["status"] == "finished"
+
+
 def test_mongodb_down_under_load_is_503_then_everything_completes(start_system, private_server,
                                                                    fast_lifecycle, task_db, fast_kafka):
     """The task store stopped under load: the api says 503, then all recover, none half-written."""

@@ -52,12 +52,13 @@ class Dispatcher:
         capacity = Capacity(config, members, store)
         self._watch = ServiceWatch(config, store, capacity)
         self._holds = RelayHolds(store.services, config.lifecycle.dispatch_claim_s, utcnow)
-        self._relay = Relay(config, store, producer, capacity, self._watch, self._holds)
+        self.stopping = threading.Event()
+        self._relay = Relay(config, store, producer, capacity, self._watch, self._holds,
+                            stopping=self.stopping)
         self._recovery = Recovery(config, store)
         self._retention = Retention(config, store)
         self._stats = TaskStats(config, store, capacity.run_times)
         self.liveness = liveness
-        self.stopping = threading.Event()
 
     def run(self) -> None:
         """Relay until stopped; back off while a dependency is down."""

@@ -8,6 +8,7 @@ written by a producer that makes every message a batch of its own
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,10 @@ class Producers:
         return sum(p.poll(timeout) for p in self._all())
 
     def flush(self, timeout: float) -> int:
-        return sum(p.flush(timeout) for p in self._all())
+        """Wait for the answers of every message, up to timeout in all (not for each
+        producer); how many are still unanswered."""
+        deadline = time.monotonic() + timeout
+        return sum(p.flush(max(deadline - time.monotonic(), 0.0)) for p in self._all())
 
     def _all(self) -> list[Any]:
         return [p for p in (self._batching, self._single) if p is not None]

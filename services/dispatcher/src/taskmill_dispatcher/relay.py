@@ -16,6 +16,8 @@ round.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +64,9 @@ class Producer(Protocol):
     def flush(self, timeout: float) -> int: ...
 
 
+# How often a round waiting for the broker's answers looks whether it is asked to stop.
+ANSWERS_SLICE_S = 0.1
+
 # Errors that say the message itself is unacceptable: publishing it again cannot help.
 REFUSALS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE,
                       KafkaError.INVALID_MSG, KafkaError.INVALID_RECORD,
@@ -101,8 +106,10 @@ class Relay:
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
                  capacity: Callable[[], Mapping[str, int]], watch: Watch, holds: Holds,
-                 batch_size: int = 200, clock: Callable[[], datetime] = utcnow) -> None:
+                 batch_size: int = 200, clock: Callable[[], datetime] = utcnow,
+                 stopping: threading.Event | None = None) -> None:
         self._config = config
+        self._stopping = stopping or threading.Event()  # set: the dispatcher is stopping
         self._store = store
         self._producer = producer
         self._capacity = capacity
@@ -128,7 +135,7 @@ class Relay:
             return 0
         metrics.BATCH_SIZE.observe(len(tasks))
         outcomes = [self._produce(task) for task in tasks]
-        self._producer.flush(self._flush_timeout_s)
+        self._await_answers()
         confirmed = [o.task for o in outcomes if o.confirmed]
         refused = [o for o in outcomes if o.refused]
         failed = [o for o in outcomes if not o.confirmed and not o.refused]
@@ -177,6 +184,17 @@ class Relay:
             due += tasks
         return due
 
+    def _await_answers(self) -> None:
+        """Wait for the broker to answer every message produced, up to the flush timeout,
+        but no longer once the dispatcher is asked to stop: a broker that does not answer
+        would hold a stop for as long (43 s by default) where the dispatcher has
+        `shutdown_grace_s` to leave. A message not answered by then leaves its task in the
+        outbox, due again (for the dispatcher that relays the service next)."""
+        deadline = time.monotonic() + self._flush_timeout_s
+        while self._producer.flush(min(ANSWERS_SLICE_S, max(deadline - time.monotonic(), 0.0))):
+            if self._stopping.is_set() or time.monotonic() >= deadline:
+                return
+
     def _produce(self, task: Task) -> _Outcome:
         service = self._config.service(task["service"])
         message = TaskMessage(task_id=task["task_id"], service=task["service"],
@@ -206,8 +224,13 @@ class Relay:
 
     def _not_published(self, outcome: _Outcome) -> None:
         """A task whose message the broker did not confirm stays in the outbox: due again
-        next round."""
+        next round (unanswered when the dispatcher stops: not counted as a failure of the
+        broker's)."""
         task = outcome.task
+        if not outcome.done and self._stopping.is_set():  # no answer yet: not the broker's failure
+            log.info("stopping before the broker answered; the task stays in the outbox",
+                     extra=task_fields(task))
+            return
         error = str(outcome.error or "no answer from the broker")
         metrics.PUBLISH_FAILURES.labels(task["service"]).inc()
         log.warning("publication not confirmed (%s); will retry", error, extra=task_fields(task))

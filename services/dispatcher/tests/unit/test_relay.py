@@ -3,6 +3,7 @@ broker refuses for what they are end failed with the reason, others wait for the
 round; none of them stops the rest. Producer and store are in-memory stand-ins; the
 relay against the real Kafka and store is in tests/e2e and tests/faults."""
 
+import threading
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ from confluent_kafka import KafkaError, KafkaException
 from taskmill.config import load_config
 from taskmill_dispatcher.relay import Relay
 from tests.helpers import ROOT
+from tests.system import wait_until
 
 CONFIG = load_config(ROOT / "config" / "config.yaml", {})
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -184,3 +186,33 @@ def test_only_the_services_this_dispatcher_holds_are_relayed():
     assert outbox.asked == {"aaa": 4} and not relay.backlogged
     holds.held = {"aaa", "bbb"}  # the other let go
     assert relay.run_once() == 1 and outbox.published[-1] == bbb["task_id"]
+
+
+class Unanswered(Producer):
+    """A broker that answers nothing: each flush waits out its timeout."""
+
+    def __init__(self):
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self, timeout):
+        self.flushes += 1
+        threading.Event().wait(timeout)
+        return len(self.pending)
+
+
+def test_a_stop_does_not_wait_for_a_broker_that_does_not_answer():
+    """Asked to stop while the broker has not answered a round's messages, the relay ends
+    the round at once, not after the 43 s it otherwise gives the broker: the tasks stay in
+    the outbox, due again, and the breaker is told of no failure of the broker's."""
+    outbox, watch, stopping, producer = Outbox([task(1), task(2)]), Watch(), threading.Event(), Unanswered()
+    relay = Relay(CONFIG, SimpleNamespace(outbox=outbox), producer, lambda: {"aaa": 10}, watch,
+                  Holds(), clock=lambda: NOW, stopping=stopping)
+    confirmed = []
+    round_ = threading.Thread(target=lambda: confirmed.append(relay.run_once()), daemon=True)
+    round_.start()
+    wait_until("the round waiting for the broker", lambda: producer.flushes > 0, 10)
+    stopping.set()
+    round_.join(10)
+    assert not round_.is_alive() and confirmed == [0]
+    assert outbox.published == [] and len(outbox.batch) == 2 and watch.errors == {}
