@@ -1,6 +1,5 @@
 """What PostgreSQL ran for the local task store during a run: pg_stat_statements (loaded by
-the store's settings, infra/documentdb/postgresql.conf.in), read with `psql` on the socket
-that `scripts/infra.sh env` names.
+the store's settings, infra/documentdb/postgresql.conf.in), read with `scripts/infra.sh psql`.
 
 FerretDB sends each MongoDB command as one SQL call of DocumentDB's (`documentdb_api.update`,
 `insert`, `find_cursor_first_page`, …); the statements DocumentDB runs inside it (a row's
@@ -11,9 +10,10 @@ PostgreSQL's own wall time executing (lock waits included), not CPU.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from typing import Any
+
+from tests.helpers import ROOT
 
 TOP = 10
 STATEMENTS = f"""
@@ -26,14 +26,10 @@ SELECT coalesce(json_agg(s), '[]') FROM (
 def _psql(sql: str) -> str | None:
     """The query's output, or None where the store's PostgreSQL or its statistics are not
     there to ask (a server started before they were loaded: restart it)."""
-    socket = os.environ.get("TASKMILL_POSTGRES_SOCKET")
-    if not socket:
-        return None
     try:
-        done = subprocess.run(["psql", "-h", socket, "-p", os.environ.get("POSTGRES_PORT", "5432"),
-                               "-U", "postgres", "-d", "postgres", "-w", "-qAt", "-c", sql],
+        done = subprocess.run([str(ROOT / "scripts" / "infra.sh"), "psql", "-c", sql],
                               capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):  # no psql, or a server that does not answer
+    except (OSError, subprocess.TimeoutExpired):  # a server that does not answer
         return None
     return done.stdout if done.returncode == 0 else None
 

@@ -15,6 +15,8 @@
 #                                     only these (kafka, ferretdb, mariadb, postgres);
 #                                     kill is SIGKILL; starting ferretdb starts postgres
 #   scripts/infra.sh env              print the addresses as shell assignments
+#   scripts/infra.sh psql ARG...      psql as the store's PostgreSQL admin (unaligned, e.g.
+#                                     -c 'SELECT …'), on its socket
 #
 # Ports come from KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_CONTAINER_PORT (the listener for
 # containers, see infra/kafka/server.properties.in), FERRETDB_PORT and MARIADB_PORT, and
@@ -271,6 +273,8 @@ case $command in
     for server in "$@"; do kill_server "$server"; done ;;
   env)
     print_env ;;
+  psql)
+    psql_admin -w "$@" ;;
   *)
-    echo "usage: $0 install|start [SERVER...]|stop [SERVER...]|kill SERVER...|env" >&2; exit 2 ;;
+    echo "usage: $0 install|start [SERVER...]|stop [SERVER...]|kill SERVER...|env|psql ARG..." >&2; exit 2 ;;
 esac

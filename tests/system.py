@@ -105,7 +105,7 @@ class System:
         return load_config(self.env["TASKMILL_CONFIG"], self.env)
 
     def start(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        log = open(self.log_path(name), "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen([*args], env={**self.env, **(env or {})}, stdout=log,
                                 stderr=subprocess.STDOUT, cwd=ROOT)
         log.close()
@@ -157,7 +157,7 @@ class System:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(wait_s)
         if stuck:
-            log = (self.workdir / f"{name}.log").read_text(errors="replace")
+            log = self.log_path(name).read_text(errors="replace")
             print(f"--- {name} still ran {timeout_s:.0f} s after signal {sig}: aborted; "
                   f"its log\n{log[-6000:]}")
         return proc.returncode
@@ -171,6 +171,10 @@ class System:
         for name in list(self.procs):
             self.stop(name)
         self.api.close()
+
+    def log_path(self, name: str) -> Path:
+        """Where a process started as `name` writes its output."""
+        return self.workdir / f"{name}.log"
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"

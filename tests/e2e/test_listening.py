@@ -70,7 +70,7 @@ def test_an_api_started_on_an_address_in_use_exits_saying_so(start_system):
     system = start_system(workers=())
     second = system.start("api-second", *gunicorn("taskmill_api.wsgi:app"))
     assert second.wait(30) != 0
-    log = (system.workdir / "api-second.log").read_text()
+    log = system.log_path("api-second").read_text()
     assert f"cannot listen on 127.0.0.1:{system.api_port}: [Errno 98] Address already in use" in log
     assert "Booting worker" not in log
     assert system.api.tasks()["total"] == 0  # the first api answers on

@@ -89,7 +89,7 @@ def test_a_client_token_cannot_forge_a_workers_report(system, tokens, api):
     assert final["status"] == "finished" and "forged" not in result["data"]
     assert [e["status"] for e in result["history"]] == ["ready", "waiting", "running", "finished"]
 
-    audit = [json.loads(line) for line in (system.workdir / "api.log").read_text().splitlines()
+    audit = [json.loads(line) for line in system.log_path("api").read_text().splitlines()
              if '"taskmill.audit"' in line]
     forged = [a for a in audit if a["token"] == "client" and a["route"] == "/api/update_status_task"]
     assert len(forged) == 2 and all(a["task_id"] == task_id and "403" in a["message"] for a in forged)

@@ -96,7 +96,7 @@ def test_kafka_down_keeps_started_tasks_ready_then_delivers_them_all(start_syste
     system.wait_final(before)
     kafka.stop()
     during = create_started(system, 40)
-    dispatcher_log = system.workdir / "dispatcher.log"
+    dispatcher_log = system.log_path("dispatcher")
     system.wait_until("the dispatcher finds the broker gone",
                       lambda: "publication not confirmed" in dispatcher_log.read_text())
     held = [system.api.result_task(t) for t in during]
@@ -194,7 +194,7 @@ def test_a_stalled_worker_waking_up_late_cannot_overwrite_the_new_attempt(start_
         [status] = system.wait_final([task_id], timeout_s=120)
     finally:
         os.kill(stalled.pid, signal.SIGCONT)
-    log = system.workdir / "worker-1.log"
+    log = system.log_path("worker-1")
     system.wait_until("the stalled worker's late report is refused",
                       lambda: "is stale" in log.read_text(errors="replace"))
 

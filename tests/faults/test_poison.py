@@ -70,7 +70,7 @@ def test_messages_that_are_not_tasks_are_skipped_and_the_tasks_behind_them_run(s
     system.wait_final(after, timeout_s=60)
     results = audit(system, "poison: messages that are not tasks", [*first, *after], poison=True)
     assert {r["status"] for r in results} == {"finished"}
-    log = (system.workdir / "worker-slow.log").read_text(errors="replace")
+    log = system.log_path("worker-slow").read_text(errors="replace")
     assert log.count("skipping a message that is not a task") == 5 * partitions
 
 
@@ -113,7 +113,7 @@ def test_bodies_holding_what_the_store_cannot_hold_are_400_and_change_nothing(st
     no api worker restarted, and the tasks started around them finish."""
     system = start_system(workers=("slow",), lifecycle=fast_lifecycle, kafka_settings=fast_kafka)
     before = create_started(system, 3)
-    booted = (system.workdir / "api.log").read_text(errors="replace").count("Booting worker")
+    booted = system.log_path("api").read_text(errors="replace").count("Booting worker")
     for condition in HOSTILE_BODIES:
         body = b'{"data": {"service": "slow", "start": true, "condition": ' + condition + b"}}"
         status, answer = post_raw(system.api_port, "/api/create_task", body)
@@ -121,7 +121,7 @@ def test_bodies_holding_what_the_store_cannot_hold_are_400_and_change_nothing(st
     after = create_started(system, 3)
     system.wait_final([*before, *after], timeout_s=60)
     assert system.api.call("/api/tasks", {"service": "slow"})["total"] == 6
-    assert (system.workdir / "api.log").read_text(errors="replace").count("Booting worker") == booted
+    assert system.log_path("api").read_text(errors="replace").count("Booting worker") == booted
     results = audit(system, "poison: bodies the store cannot hold", [*before, *after], poison=True)
     assert {r["status"] for r in results} == {"finished"}
 
