@@ -69,6 +69,10 @@ def is_task_id(value: object) -> bool:
     return isinstance(value, str) and TASK_ID.match(value) is not None
 
 
+# What reads the time for the store: utcnow, or a test's own clock.
+Clock = Callable[[], datetime]
+
+
 def utcnow() -> datetime:
     """Return the current time in UTC, truncated to milliseconds as MongoDB stores it."""
     now = datetime.now(UTC)

@@ -5,7 +5,7 @@ engine. A task in the outbox (started, not yet published) is due for publication
 `start_requested_at` (a retry's backoff puts that in the future); entering or leaving the
 outbox sets both together. A running task asked to stop holds `cancel_message` (what it
 will end with); a task that ended so has `cancelled` true. `report_token` is the token of
-the last list of worker reports that changed the task in one write (`TaskStore.report_each`
+the last list of worker reports that changed the task in one write (`WorkerReports.report_each`
 reads back by it which of the list's tasks that write changed).
 """
 

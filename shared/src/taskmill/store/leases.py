@@ -10,19 +10,17 @@ failed, cancelled, without another attempt.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pymongo.collection import Collection
 
-from taskmill.schema import BUSY, Status
+from taskmill.schema import BUSY, Clock, Status
 from taskmill.store.connection import one_batch, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import LEASE_INDEX, Task, ended_failed, event, lease_ended, queued
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)

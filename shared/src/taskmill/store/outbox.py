@@ -14,14 +14,14 @@ the relay keeps under its workers' capacity.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.collection import Collection
 
-from taskmill.schema import Status
+from taskmill.schema import Clock, Status
 from taskmill.store.connection import each_by_id, one_batch, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import (
@@ -36,8 +36,6 @@ from taskmill.store.documents import (
     ended_failed,
     event,
 )
-
-Clock = Callable[[], datetime]
 
 
 class Outbox:

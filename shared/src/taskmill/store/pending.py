@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from pymongo.collection import Collection
 
-from taskmill.schema import Status, iso
+from taskmill.schema import Clock, Status, iso
 from taskmill.store.connection import one_batch, unavailable_as_error
 from taskmill.store.documents import IN_OUTBOX, PRIORITY_INDEX, PUBLISH_ORDER, SERVICE_STATUS_INDEX, Task
 from taskmill.store.service_states import BreakerState, ServiceState, ServiceStates
@@ -40,7 +40,7 @@ class Pending:
     """Explains tasks that wait: reasons and queue positions."""
 
     def __init__(self, tasks: Collection[Task], states: ServiceStates,
-                 clock: Callable[[], datetime], stale_after_s: float) -> None:
+                 clock: Clock, stale_after_s: float) -> None:
         self._tasks = tasks
         self._states = states
         self._clock = clock

@@ -9,18 +9,15 @@ is the server's, and the counts must move with each deletion.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from pymongo import DeleteOne
 from pymongo.collection import Collection
 
-from taskmill.schema import FINAL, Status
+from taskmill.schema import FINAL, Clock, Status
 from taskmill.store.connection import each_by_id, one_batch, unavailable_as_error
 from taskmill.store.counts import TaskCounts
 from taskmill.store.documents import SERVICE_STATUS_INDEX, Task
-
-Clock = Callable[[], datetime]
 
 
 class Retention:
