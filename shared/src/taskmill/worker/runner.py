@@ -16,21 +16,18 @@ of in the order they came.
 Effects once: the api refuses a `running` report for a task that is already running on
 another worker, finished, failed, or at another attempt, and the worker then skips the
 message.
-Long tasks: the algorithm runs in a thread while this loop keeps the worker's group
-membership and the task's lease alive (heartbeats).
-Cancellation: a heartbeat answered `cancel` sets `ctx.cancelled`; the run is reported
-failed when the algorithm returns, or after cancel_grace_s without waiting for it.
+A run of the algorithm, long ones and cancelled ones included, is `runs`'; talking to the
+api (reports alone or in lists, tried again; heartbeats) is `reporting`'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -38,31 +35,22 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, ShareConsumer
 from confluent_kafka.admin import AdminClient
 
-from taskmill.client import ApiClient, Report
+from taskmill.client import ApiClient
 from taskmill.codec import TaskMessage, decode
 from taskmill.config import Config, ServiceConfig, load_config
-from taskmill.errors import ApiError, MessageDecodeError
+from taskmill.errors import MessageDecodeError
 from taskmill.health import Liveness, process_name
 from taskmill.health import serve as serve_health
 from taskmill.kafka import common_conf, consumer_conf, share_consumer_conf
-from taskmill.logs import clip, setup_logging
+from taskmill.logs import setup_logging
 from taskmill.schema import Status
 from taskmill.worker import metrics
-from taskmill.worker.context import TaskCancelled, TaskContext, TaskFailed
 from taskmill.worker.feeds import Feed, GroupFeed, ShareFeed
+from taskmill.worker.reporting import RUNNING, Answer, Outcome, Reporter, task_extra
+from taskmill.worker.runs import CANCELLED, LEASE_LOST, Algorithm, Runs
 from taskmill.worker.sources import Sources
 
 log = logging.getLogger("taskmill.worker")
-
-Algorithm = Callable[[dict[str, Any], TaskContext], Mapping[str, Any]]
-
-# Waits between retries of a report the api could not take (bounded backoff).
-BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-# Refusals that judge the worker's token, not the task (401, 403, 429): reported again.
-NOT_ABOUT_THE_TASK = frozenset({401, 403, 429})
-
-# A task that ends within this never pauses the consumer.
-QUICK_TASK_S = 1.0
 
 # A worker whose last run ended within this claims the messages behind it in batches
 # (`lifecycle.worker_batch`); after a longer run, one at a time.
@@ -78,21 +66,6 @@ MAX_DELIVERIES = 3
 
 # How long a worker waits before trying again to join its group while Kafka is away.
 JOIN_RETRY_S = 2.0
-
-# After the api refused reports sent together as a whole with a 400 that none of them,
-# sent alone, explains (an api older than lists of reports, or with a shorter
-# max_status_task), how long the worker sends each alone before it tries lists again.
-LISTS_PAUSE_S = 300.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one run of the algorithm ended."""
-
-    status: Status
-    message: Any = None
-    result: Mapping[str, Any] | None = None
-    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,16 +94,8 @@ class Settled:
     taken: bool | None = None
 
 
-# A polled message and what it holds (see _read); the api's answer to one report of a list.
+# A polled message and what it holds (see _read).
 Polled = tuple[Any, TaskMessage | MessageDecodeError | None]
-Answer = dict[str, Any] | ApiError
-
-
-RUNNING = Outcome(Status.RUNNING)
-# What _execute answers for a run whose lease was lost meanwhile: nothing to report.
-LEASE_LOST = Outcome(Status.FAILED, message="lease lost")
-# A cancelled run (the store records the client's reason in its place).
-CANCELLED = Outcome(Status.FAILED, message="cancelled")
 
 
 class Worker:
@@ -138,10 +103,7 @@ class Worker:
 
     def __init__(self, config: Config, service: ServiceConfig, algorithm: Algorithm,
                  api: ApiClient, feed: Feed, sources: Sources, liveness: Liveness) -> None:
-        self._config = config
         self._service = service
-        self._algorithm = algorithm
-        self._api = api
         self._feed = feed
         self._sources = sources
         # Named in its running reports: a message delivered to a second worker while the
@@ -150,7 +112,10 @@ class Worker:
         self.liveness = liveness
         self.stopping = threading.Event()
         self._lag_at = 0.0  # when the lag gauge is next refreshed
-        self._lists_after = 0.0  # reports are sent in lists from then on (see _together)
+        self._reporter = Reporter(api, self.name, service.name, config.lifecycle, self.stopping,
+                                  self._idle)
+        self._runs = Runs(algorithm, service.name, config.lifecycle, sources, feed,
+                          self._reporter, self.stopping, self._poll_paused)
         # The most tasks claimed at once: a batch's outcomes and the next one's running
         # reports fit one request of max_status_task. A share group hands out one record
         # at a time, acknowledged as its task starts: one at a time there.
@@ -240,12 +205,12 @@ class Worker:
         the worker began to stop, and then neither is any after it (its message goes
         back, and with it those behind it)."""
         if answers is not None:
-            return [self._answered(task, RUNNING, answer)
+            return [self._reporter.answered(task, RUNNING, answer)
                     for task, answer in zip(tasks, answers, strict=True)]
         accepted: list[bool | None] = []
         for task in tasks:
             gave_up = bool(accepted) and accepted[-1] is None
-            accepted.append(None if gave_up else self._report(task, RUNNING))
+            accepted.append(None if gave_up else self._reporter.report(task, RUNNING))
         return accepted
 
     def _run_batch(self, batch: list[Started]) -> list[Started]:
@@ -278,22 +243,31 @@ class Worker:
         if started.lost.is_set():
             metrics.SKIPPED.labels(self._service.name).inc()
             log.warning("lease lost while waiting in the batch: not run (another attempt runs "
-                        "the task)", extra=_extra(task))
+                        "the task)", extra=task_extra(task))
             return Settled(started)
         if started.cancel.is_set():
             metrics.TASKS.labels(self._service.name, "cancelled").inc()
-            log.info("cancelled while waiting in the batch: not run", extra=_extra(task))
+            log.info("cancelled while waiting in the batch: not run", extra=task_extra(task))
             return Settled(started, CANCELLED)
         self._feed.taken(msg)
         deliveries = self._feed.deliveries(msg)
         if deliveries > MAX_DELIVERIES:
             return Settled(started, self._undeliverable(task, deliveries))
         began = time.monotonic()
-        outcome = self._execute(task, waiting, lambda: self._send(held, []))
+        outcome = self._runs.execute(task, on_long=lambda: self._send(held, []),
+                                     on_beat=lambda: self._renew(waiting))
         self._quick = time.monotonic() - began < QUICK_BATCH_S
         if outcome is None:
             return None  # on shutdown, before the outcome: delivered again
         return Settled(started, None if outcome is LEASE_LOST else outcome)
+
+    def _renew(self, waiting: list[Started]) -> None:
+        """Renew the leases of a batch's tasks that wait behind a long run (those still
+        theirs: taken, neither lost nor cancelled meanwhile)."""
+        for claimed in waiting:
+            if claimed.task is not None and claimed.accepted and not (
+                    claimed.lost.is_set() or claimed.cancel.is_set()):
+                self._reporter.heartbeat(claimed.task, claimed.lost, claimed.cancel)
 
     def _settle(self, held: list[Settled], polled: list[Polled],
                 given_back: Sequence[Started] = ()) -> list[Started]:
@@ -336,189 +310,11 @@ class Worker:
         it (its running report was taken), so it ends it, without calling the algorithm."""
         metrics.TASKS.labels(self._service.name, Status.FAILED.value).inc()
         log.error("the task's message was delivered %d times without a worker starting it; "
-                  "ending the task failed", deliveries, extra=_extra(task))
+                  "ending the task failed", deliveries, extra=task_extra(task))
         return Outcome(Status.FAILED, message=f"its message was delivered {deliveries} times "
                        "without a worker starting the task (each one died or hung taking it)")
 
-    # -- running the algorithm -----------------------------------------------------------
-
-    def _execute(self, task: TaskMessage, waiting: list[Started] | None = None,
-                 on_long: Callable[[], Any] | None = None) -> Outcome | None:
-        """Run the algorithm: its outcome, LEASE_LOST, or None (given up on shutdown). A run
-        longer than QUICK_TASK_S first calls `on_long`, then keeps the consumer, its lease
-        and those of the `waiting` tasks alive."""
-        box: dict[str, Outcome] = {}
-        stop, cancel = threading.Event(), threading.Event()
-        ctx = TaskContext(task_id=task.task_id, service=task.service, attempt=task.attempt,
-                          source_name=task.source_name,
-                          _source=lambda: self._sources.get(task.source_name),
-                          _progress=lambda fraction, message: self._heartbeat(
-                              task, stop, cancel, fraction, message),
-                          _stop=stop, _cancel=cancel)
-        thread = threading.Thread(target=lambda: box.update(outcome=self._call(task, ctx)),
-                                  name=f"task-{task.task_id}", daemon=True)
-        started = time.monotonic()
-        metrics.IN_FLIGHT.labels(self._service.name).inc()
-        thread.start()
-        try:
-            # Most tasks end quickly: only a longer one needs the consumer kept alive.
-            thread.join(QUICK_TASK_S)
-            if thread.is_alive():
-                if on_long is not None:
-                    on_long()
-                self._feed.hold()
-                try:
-                    if not self._wait_for(thread, task, stop, cancel, waiting or []):
-                        return None
-                finally:
-                    self._feed.release()
-        finally:
-            metrics.IN_FLIGHT.labels(self._service.name).dec()
-            metrics.RUN_SECONDS.labels(self._service.name).observe(time.monotonic() - started)
-        if stop.is_set():
-            metrics.SKIPPED.labels(self._service.name).inc()
-            log.warning("lease lost while running: the outcome is not reported (another "
-                        "attempt runs the task)", extra=_extra(task))
-            return LEASE_LOST
-        if cancel.is_set():
-            metrics.TASKS.labels(self._service.name, "cancelled").inc()
-            log.info("cancelled: the run stopped", extra=_extra(task))
-            return CANCELLED
-        outcome = box["outcome"]
-        metrics.TASKS.labels(self._service.name, outcome.status.value).inc()
-        return outcome
-
-    def _wait_for(self, thread: threading.Thread, task: TaskMessage, stop: threading.Event,
-                  cancel: threading.Event, waiting: list[Started]) -> bool:
-        """Keep the consumer and the leases (the run's, the waiting tasks') alive until the
-        thread ends (False: gave up). A cancelled run is waited for cancel_grace_s at
-        most, then left behind."""
-        lifecycle = self._config.lifecycle
-        next_beat = time.monotonic()
-        give_up_at: float | None = None
-        abandon_at: float | None = None
-        while thread.is_alive():
-            now = time.monotonic()
-            if now >= next_beat:
-                if not cancel.is_set():
-                    self._heartbeat(task, stop, cancel, None, None)
-                for claimed in waiting:
-                    if claimed.task is not None and claimed.accepted and not (
-                            claimed.lost.is_set() or claimed.cancel.is_set()):
-                        self._heartbeat(claimed.task, claimed.lost, claimed.cancel, None, None)
-                next_beat = now + lifecycle.heartbeat_s
-            if cancel.is_set() and abandon_at is None:
-                abandon_at = now + lifecycle.cancel_grace_s
-            if abandon_at is not None and now > abandon_at:
-                log.warning("the algorithm did not stop within cancel_grace_s of its "
-                            "cancellation: its thread is left behind and the task reported "
-                            "failed; closing the data sources it may hold", extra=_extra(task))
-                self._sources.close()
-                return True
-            if self.stopping.is_set() and give_up_at is None:
-                give_up_at = now + lifecycle.shutdown_grace_s
-            if give_up_at is not None and now > give_up_at:
-                log.warning("shutdown grace over; giving the task back", extra=_extra(task))
-                return False
-            self._poll_paused(0.1)
-            thread.join(0.1)
-        return True
-
-    def _call(self, task: TaskMessage, ctx: TaskContext) -> Outcome:
-        try:
-            result = self._algorithm(dict(task.condition), ctx)
-        except TaskCancelled:
-            return CANCELLED
-        except TaskFailed as ex:
-            return Outcome(Status.FAILED, message=str(ex), retry=ex.retry)
-        except Exception as ex:  # an algorithm's bug must not kill the worker; it is permanent
-            log.exception("algorithm raised", extra=_extra(task))
-            return Outcome(Status.FAILED, message=clip(f"{type(ex).__name__}: {ex}"))
-        if not isinstance(result, Mapping):
-            return Outcome(Status.FAILED, message=f"algorithm returned {type(result).__name__}, "
-                                                  "not an object")
-        try:
-            json.dumps(result)
-        except (TypeError, ValueError) as ex:
-            return Outcome(Status.FAILED, message=f"algorithm result is not JSON: {ex}")
-        return Outcome(Status.FINISHED, result=result)
-
     # -- talking to the api ---------------------------------------------------------------
-
-    def _report(self, task: TaskMessage, outcome: Outcome, refusal: list[str] | None = None) -> bool | None:
-        """Report to the api: True accepted, False refused (skip), None gave up (stopping).
-        A refusal other than a conflict (409) is appended to `refusal`."""
-        give_up_at = None
-        retries = 0
-        while True:
-            try:
-                self._api.update_status(task.task_id, outcome.status.value, outcome.message,
-                                        outcome.result, task.attempt, outcome.retry, self.name)
-                return True
-            except ApiError as ex:
-                if self._refused(task, outcome, ex, refusal):
-                    return False
-            if self.stopping.is_set():
-                give_up_at = give_up_at or time.monotonic() + self._config.lifecycle.shutdown_grace_s
-                if outcome.status == Status.RUNNING or time.monotonic() > give_up_at:
-                    return None
-            self._idle(BACKOFF_S[min(retries, len(BACKOFF_S) - 1)])
-            retries += 1
-
-    def _refused(self, task: TaskMessage, outcome: Outcome, ex: ApiError,
-                 refusal: list[str] | None) -> bool:
-        """Whether the api refused the report for good (else it is worth sending again).
-        A refusal other than a conflict (409) is appended to `refusal`."""
-        if ex.http_status in NOT_ABOUT_THE_TASK:
-            # The worker's token (wrong, not for this service, over its limit), not the
-            # task: keep the outcome and try again.
-            log.log(logging.WARNING if ex.http_status == 429 else logging.ERROR,
-                    "api refused the worker's %s report (%s); retrying", outcome.status.value, ex,
-                    extra=_extra(task))
-            return False
-        if 400 <= ex.http_status < 500:
-            if ex.http_status == 400:
-                # A list refused with a 400 because of this report (an outcome the api
-                # cannot store) says nothing against lists: they go on.
-                self._lists_after = 0.0
-            level = logging.INFO if ex.http_status == 409 else logging.WARNING
-            log.log(level, "api refused %s: %s", outcome.status.value, clip(ex.message),
-                    extra=_extra(task))
-            if ex.http_status != 409 and refusal is not None:
-                refusal.append(ex.message)
-            return True
-        log.warning("api unavailable for %s (%s); retrying", outcome.status.value, ex,
-                    extra=_extra(task))
-        return False
-
-    def _answered(self, task: TaskMessage, outcome: Outcome, answer: Answer,
-                  refusal: list[str] | None = None) -> bool | None:
-        """What the api's answer to a report sent with another means (as `_report`); one it
-        could not take is reported again, alone."""
-        if not isinstance(answer, ApiError):
-            return True
-        if self._refused(task, outcome, answer, refusal):
-            return False
-        return self._report(task, outcome, refusal)
-
-    def _together(self, reports: list[tuple[TaskMessage, Outcome]]) -> list[Answer] | None:
-        """Send several tasks' reports in one request: the api's answer to each, or None
-        when it did not take the request as a whole (then each is reported alone). After
-        a 400 no list goes for LISTS_PAUSE_S, unless one of the reports, sent alone, is
-        refused with a 400 too (`_refused`): the list was refused for it, not for being a
-        list (an api that takes no lists, or not so long a one)."""
-        if time.monotonic() < self._lists_after:
-            return None
-        try:
-            return self._api.update_statuses([
-                Report(task.task_id, outcome.status.value, outcome.message, outcome.result,
-                       task.attempt, outcome.retry, self.name) for task, outcome in reports])
-        except ApiError as ex:
-            if ex.http_status == 400:
-                self._lists_after = time.monotonic() + LISTS_PAUSE_S
-            log.info("the reports of %d tasks sent together were not taken (%s); reporting "
-                     "them one by one", len(reports), ex, extra=_extra(reports[0][0]))
-            return None
 
     def _send(self, held: list[Settled], starting: list[TaskMessage]) -> list[Answer] | None:
         """Report the held outcomes not reported yet, in one request with the `starting`
@@ -527,39 +323,12 @@ class Worker:
         unsent = [(s, s.started.task, s.outcome) for s in held
                   if s.started.task is not None and s.outcome is not None and not s.reported]
         reports = [(task, outcome) for _, task, outcome in unsent] + [(task, RUNNING) for task in starting]
-        answers = self._together(reports) if len(reports) > 1 else None
+        answers = self._reporter.together(reports) if len(reports) > 1 else None
         for i, (settled, task, outcome) in enumerate(unsent):
-            settled.taken = self._report_outcome(task, outcome, None if answers is None else answers[i])
+            answer = None if answers is None else answers[i]
+            settled.taken = self._reporter.report_outcome(task, outcome, answer)
             settled.reported = True
         return None if answers is None else answers[len(unsent):]
-
-    def _report_outcome(self, task: TaskMessage, outcome: Outcome,
-                        answer: Answer | None = None) -> bool | None:
-        """Report how the run ended (unless its `answer` came already). An outcome the api
-        refuses as bad input (a result it cannot store, too large) is reported again as a
-        failure saying why, so the task ends now rather than when its lease lapses."""
-        refusal: list[str] = []
-        accepted = (self._report(task, outcome, refusal) if answer is None
-                    else self._answered(task, outcome, answer, refusal))
-        if accepted is False and refusal and outcome.status != Status.FAILED:
-            failure = Outcome(Status.FAILED, message=clip(f"the api refused the outcome: {refusal[0]}"))
-            return self._report(task, failure)
-        return accepted
-
-    def _heartbeat(self, task: TaskMessage, stop: threading.Event, cancel: threading.Event,
-                   fraction: float | None, message: Any) -> None:
-        """Renew the lease. An answer with `cancel` means the task was cancelled, a refusal
-        (409) that the lease is lost: either way the run is to stop."""
-        try:
-            answer = self._api.heartbeat(task.task_id, task.attempt, fraction, message)
-            metrics.HEARTBEATS.labels(self._service.name).inc()
-            if answer.get("status", {}).get("cancel") is True and not cancel.is_set():
-                log.info("the task was cancelled: stopping the run", extra=_extra(task))
-                cancel.set()
-        except ApiError as ex:
-            if ex.http_status == 409:
-                stop.set()
-            log.warning("heartbeat not taken: %s", ex, extra=_extra(task))
 
     # -- waiting ------------------------------------------------------------------------
 
@@ -585,10 +354,6 @@ def _read(msg: Any) -> TaskMessage | MessageDecodeError | None:
         return decode(msg.value(), msg.headers())
     except MessageDecodeError as ex:
         return ex
-
-
-def _extra(task: TaskMessage) -> dict[str, Any]:
-    return {"task_id": task.task_id, "service": task.service, "attempt": task.attempt}
 
 
 def feed(config: Config, service: ServiceConfig) -> Feed:
