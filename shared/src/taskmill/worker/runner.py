@@ -16,8 +16,8 @@ of in the order they came.
 Effects once: the api refuses a `running` report for a task that is already running on
 another worker, finished, failed, or at another attempt, and the worker then skips the
 message.
-A run of the algorithm, long ones and cancelled ones included, is `runs`'; talking to the
-api (reports alone or in lists, tried again; heartbeats) is `reporting`'s.
+Running the algorithm (long runs and cancelled ones included) lives in `runs`; talking to
+the api (reports alone or in lists, tried again; heartbeats) in `reporting`.
 """
 
 from __future__ import annotations
