@@ -69,7 +69,7 @@ def is_task_id(value: object) -> bool:
     return isinstance(value, str) and TASK_ID.match(value) is not None
 
 
-# What reads the time for the store: utcnow, or a test's own clock.
+# What reads the time of the tasks: utcnow, or a test's own clock.
 Clock = Callable[[], datetime]
 
 

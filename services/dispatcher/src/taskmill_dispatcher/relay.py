@@ -21,7 +21,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
@@ -29,7 +28,7 @@ from confluent_kafka import KafkaError, KafkaException
 from taskmill.codec import TaskMessage
 from taskmill.config import Config
 from taskmill.logs import task_fields
-from taskmill.schema import utcnow
+from taskmill.schema import Clock, utcnow
 from taskmill.store import Task, TaskStore
 from taskmill_dispatcher import metrics
 
@@ -106,7 +105,7 @@ class Relay:
 
     def __init__(self, config: Config, store: TaskStore, producer: Producer,
                  capacity: Callable[[], Mapping[str, int]], watch: Watch, holds: Holds,
-                 batch_size: int = 200, clock: Callable[[], datetime] = utcnow,
+                 batch_size: int = 200, clock: Clock = utcnow,
                  stopping: threading.Event | None = None) -> None:
         self._config = config
         self._stopping = stopping or threading.Event()  # set: the dispatcher is stopping

@@ -17,11 +17,11 @@ holders' services wait at most one hold for their next publication.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from taskmill.health import process_name
+from taskmill.schema import Clock
 from taskmill.store.service_states import RelayHold
 from taskmill_dispatcher import metrics
 
@@ -68,7 +68,7 @@ def gone(other: str, mine: str) -> bool:
 class RelayHolds:
     """This dispatcher's holds on services' relays, as last written or refused."""
 
-    def __init__(self, holds: HoldStore, hold_s: float, clock: Callable[[], datetime],
+    def __init__(self, holds: HoldStore, hold_s: float, clock: Clock,
                  holder: str | None = None) -> None:
         self._holds = holds
         self._length = timedelta(seconds=hold_s)

@@ -15,10 +15,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
 
 from taskmill.config import Config
-from taskmill.schema import FINAL, iso, utcnow
+from taskmill.schema import FINAL, Clock, iso, utcnow
 from taskmill.store import Task, TaskStore
 from taskmill.store.service_states import Breaker, BreakerState, ServiceState
 from taskmill_dispatcher import breaker, metrics
@@ -34,7 +33,7 @@ class ServiceWatch:
     """Each service's state as this dispatcher sees it."""
 
     def __init__(self, config: Config, store: TaskStore, capacity: Capacity,
-                 clock: Callable[[], datetime] = utcnow,
+                 clock: Clock = utcnow,
                  monotonic: Callable[[], float] = time.monotonic, refresh_s: float = REFRESH_S) -> None:
         self._config = config
         self._store = store

@@ -19,7 +19,6 @@ from typing import Any
 
 from taskmill.client import ApiClient, Report
 from taskmill.codec import TaskMessage
-from taskmill.config import LifecycleConfig
 from taskmill.errors import ApiError
 from taskmill.logs import clip
 from taskmill.schema import Status
@@ -57,14 +56,14 @@ Answer = dict[str, Any] | ApiError
 class Reporter:
     """Reports one worker's tasks to the api in its name. `idle(seconds)` waits between two
     tries of a report while keeping the worker alive; `stopping` set, a report is tried
-    for `lifecycle.shutdown_grace_s` more at most (a `running` one not again)."""
+    for `shutdown_grace_s` more at most (a `running` one not again)."""
 
-    def __init__(self, api: ApiClient, name: str, service: str, lifecycle: LifecycleConfig,
+    def __init__(self, api: ApiClient, name: str, service: str, shutdown_grace_s: float,
                  stopping: threading.Event, idle: Callable[[float], None]) -> None:
         self._api = api
         self._name = name
         self._service = service
-        self._lifecycle = lifecycle
+        self._shutdown_grace_s = shutdown_grace_s
         self._stopping = stopping
         self._idle = idle
         self._lists_after = 0.0  # reports are sent in lists from then on (see together)
@@ -83,7 +82,7 @@ class Reporter:
                 if self._refused(task, outcome, ex, refusal):
                     return False
             if self._stopping.is_set():
-                give_up_at = give_up_at or time.monotonic() + self._lifecycle.shutdown_grace_s
+                give_up_at = give_up_at or time.monotonic() + self._shutdown_grace_s
                 if outcome.status == Status.RUNNING or time.monotonic() > give_up_at:
                     return None
             self._idle(BACKOFF_S[min(retries, len(BACKOFF_S) - 1)])

@@ -112,8 +112,8 @@ class Worker:
         self.liveness = liveness
         self.stopping = threading.Event()
         self._lag_at = 0.0  # when the lag gauge is next refreshed
-        self._reporter = Reporter(api, self.name, service.name, config.lifecycle, self.stopping,
-                                  self._idle)
+        self._reporter = Reporter(api, self.name, service.name, config.lifecycle.shutdown_grace_s,
+                                  self.stopping, self._idle)
         self._runs = Runs(algorithm, service.name, config.lifecycle, sources, feed,
                           self._reporter, self.stopping, self._poll_paused)
         # The most tasks claimed at once: a batch's outcomes and the next one's running
